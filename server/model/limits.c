@@ -1,0 +1,10 @@
+/* limits.c - limits.h is header-only; this unit keeps the library non-empty
+ * while the model folder grows. */
+#include "limits.h"
+
+int tally_limits_max_text_bytes(void);
+
+int tally_limits_max_text_bytes(void)
+{
+    return TALLY_MAX_TEXT_BYTES;
+}
