@@ -288,7 +288,7 @@ grpc_status_code trpc_unary(trpc_channel *ch, const trpc_method_desc *m,
                             const trpc_call_opts *opts, trpc_status *st);
 
 /* Unary call with raw request bytes (for tests: garbage, oversized). On OK
- * *resp/*resp_len is a malloc'd copy of the reply (free()). */
+ * *resp (length *resp_len) is a malloc'd copy of the reply (free()). */
 grpc_status_code trpc_unary_raw(trpc_channel *ch, const char *path, const void *req,
                                 size_t req_len, void **resp, size_t *resp_len,
                                 const trpc_call_opts *opts, trpc_status *st);
