@@ -98,7 +98,9 @@ CREATE TABLE idempotency_keys (
     request_hash    bytea NOT NULL,    -- SHA-256 of method path + request bytes
     status_code     integer NOT NULL,  -- gRPC status of the original answer
     status_message  text NOT NULL DEFAULT '',
-    response        bytea,             -- serialized reply when status_code = 0
+    response        bytea,             -- serialized reply (without its position) when status_code = 0
+    position_tx_id  xid8,              -- the reply's position, filled in by the same statement
+    position_global bigint,
     operation_id    uuid,
     created_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, key)
