@@ -1,6 +1,6 @@
 /* limits.c - limits.h is header-only; this unit keeps the library non-empty
  * while the model folder grows. */
-#include "limits.h"
+#include "tally_limits.h"
 
 int tally_limits_max_text_bytes(void);
 
