@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# test.sh - everything `make test` (and so CI) runs, start to finish.
+#
+#   1. tests/harness/deps.sh (installs what is missing)
+#   2. configure and build the debug and asan presets (-j2)
+#   3. one throwaway PostgreSQL cluster in a mktemp directory; TALLY_TEST_DATABASE_URL points
+#      at it (the C harness makes a fresh database per test on that server)
+#   4. ctest --preset debug, then ctest --preset asan (the black-box tests are ctest tests,
+#      label "blackbox", so they run against both builds of the daemons)
+#   5. stops everything it started, on success and on failure, and prints one summary line
+#
+# Environment: JOBS (build parallelism, default 2); CTEST_ARGS (extra ctest arguments, e.g.
+# "-L unit" or "-j2"); ASAN_OPTIONS/UBSAN_OPTIONS override the loud defaults below.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+harness=$root/tests/harness
+cd "$root"
+jobs=${JOBS:-2}
+t0=$(date +%s)
+tmp=""
+results=()
+status=0
+
+elapsed() {
+    local s=$(($(date +%s) - t0))
+    printf '%dm%02ds' $((s / 60)) $((s % 60))
+}
+
+cleanup() {
+    local rc=$? pidfile
+    set +e
+    if [ -n "$tmp" ]; then
+        # a black-box run killed by ctest's timeout cannot stop its own daemons
+        for pidfile in "$tmp"/tmp/tally-blackbox.*/*.pid; do
+            [ -e "$pidfile" ] || continue
+            "$harness/daemon.sh" stop "$(basename "$pidfile" .pid)" "$(dirname "$pidfile")" >/dev/null 2>&1
+        done
+        "$harness/pg.sh" destroy "$tmp/pg"
+        rm -rf "$tmp"
+    fi
+    [ $rc -ne 0 ] && [ $status -eq 0 ] && status=$rc
+    echo
+    echo "==== make test: ${results[*]:-nothing ran}; $([ $status -eq 0 ] && echo PASSED || echo FAILED) in $(elapsed)"
+    exit $status
+}
+trap cleanup EXIT
+trap 'echo "make test: interrupted" >&2; exit 130' INT TERM
+
+echo "==== dependencies"
+"$harness/deps.sh"
+
+for preset in debug asan; do
+    echo "==== build ($preset)"
+    cmake --preset "$preset" >/dev/null
+    if cmake --build --preset "$preset" -j"$jobs"; then
+        results+=("build-$preset ok")
+    else
+        results+=("build-$preset FAILED")
+        status=1
+        exit 1
+    fi
+done
+
+echo "==== throwaway PostgreSQL"
+tmp=$(mktemp -d /tmp/tally-test.XXXXXX)
+mkdir -p "$tmp/tmp"
+TALLY_TEST_DATABASE_URL=$("$harness/pg.sh" start "$tmp/pg")
+export TALLY_TEST_DATABASE_URL
+echo "TALLY_TEST_DATABASE_URL=$TALLY_TEST_DATABASE_URL"
+# Every test's temporary files (and the black-box daemons' pid files) land in here.
+export TMPDIR=$tmp/tmp
+
+# Sanitizer failures are fatal and loud. LeakSanitizer cannot run under ptrace (gdb,
+# strace, valgrind): set ASAN_OPTIONS=detect_leaks=0 yourself when debugging that way.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:strict_string_checks=1:print_summary=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:report_error_type=1}
+
+read -r -a extra <<<"${CTEST_ARGS:-}"
+for preset in debug asan; do
+    echo "==== ctest --preset $preset"
+    if ctest --preset "$preset" --no-tests=error "${extra[@]}"; then
+        results+=("ctest-$preset ok")
+    else
+        results+=("ctest-$preset FAILED")
+        status=1
+    fi
+done
