@@ -1,0 +1,63 @@
+/* main.c - tally-query: the read side. Serves QueryService, health and
+ * reflection until SIGTERM or SIGINT (command line: config.h). */
+#include <signal.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "log.h"
+#include "service.h"
+#include "trpc.h"
+
+#define PROG         "tally-query"
+#define DEFAULT_PORT 50052
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    trpc_server_opts opts;
+    trpc_server *srv = NULL;
+    char addr[300];
+    int rc, port, started = 0, status = 1;
+
+    trpc_block_signals(); /* before any thread: gRPC's threads inherit the mask */
+    rc = config_load(&cfg, PROG, DEFAULT_PORT, argc, argv);
+    if (rc == CONFIG_VERSION) {
+        printf("%s %s\n", PROG, TALLY_VERSION);
+        return 0;
+    }
+    if (rc != CONFIG_OK)
+        return rc == CONFIG_HELP ? 0 : CONFIG_BAD;
+    log_set_ident(PROG);
+    log_min_level = cfg.log_level;
+    log_info("starting: listen=%s workers=%d pool_size=%d max_message_bytes=%d", cfg.listen_addr,
+             cfg.workers, cfg.pool_size, cfg.max_message_bytes);
+
+    config_server_opts(&cfg, &opts);
+    srv = trpc_server_new(&opts);
+    if (srv == NULL) {
+        log_error("cannot create the server");
+        goto out;
+    }
+    if (query_service_register(srv, &cfg) != 0)
+        goto out;
+    port = trpc_server_start(srv);
+    started = 1;
+    if (port <= 0) {
+        log_error("cannot listen on %s", cfg.listen_addr);
+        goto out;
+    }
+    if (config_bound_addr(&cfg, port, addr, sizeof(addr)) != 0)
+        goto out;
+    log_info("listening on %s", addr);
+    if (config_write_ready_file(&cfg, port) != 0)
+        goto out;
+
+    log_info("%s received, shutting down", trpc_wait_for_signal() == SIGINT ? "SIGINT" : "SIGTERM");
+    status = 0;
+out:
+    if (started)
+        trpc_server_shutdown(srv);
+    trpc_server_free(srv);
+    log_info("exit %d", status);
+    return status;
+}
