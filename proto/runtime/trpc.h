@@ -121,16 +121,16 @@ typedef struct trpc_stream trpc_stream;
 #define TRPC_STATUS_DETACHED ((grpc_status_code)1000)
 
 typedef struct trpc_server_opts {
-    const char *listen_addr;   /* "127.0.0.1:50051"; port 0 = any free port */
-    int cq_threads;            /* completion-queue threads; 0 = number of CPUs */
-    int pool_threads;          /* blocking pool threads; 0 = 4 */
-    int pool_queue;            /* calls waiting for a pool thread before the
-                                  server answers RESOURCE_EXHAUSTED; 0 = 1024 */
-    int max_message_bytes;     /* send and receive limit; 0 = 4 MiB */
-    int keepalive_time_ms;     /* HTTP/2 PING interval; 0 = 30000 */
-    int keepalive_timeout_ms;  /* PING ack timeout; 0 = 10000 */
-    int shutdown_grace_ms;     /* unary calls drain this long before open
-                                  streams are cancelled; 0 = 5000 */
+    const char *listen_addr;  /* "127.0.0.1:50051"; port 0 = any free port */
+    int cq_threads;           /* completion-queue threads; 0 = number of CPUs */
+    int pool_threads;         /* blocking pool threads; 0 = 4 */
+    int pool_queue;           /* calls waiting for a pool thread before the
+                                 server answers RESOURCE_EXHAUSTED; 0 = 1024 */
+    int max_message_bytes;    /* send and receive limit; 0 = 4 MiB */
+    int keepalive_time_ms;    /* HTTP/2 PING interval; 0 = 30000 */
+    int keepalive_timeout_ms; /* PING ack timeout; 0 = 10000 */
+    int shutdown_grace_ms;    /* unary calls drain this long before open
+                                 streams are cancelled; 0 = 5000 */
     /* Per pool-thread resource: worker_init(worker_arg, index) runs on the
      * pool thread before it takes work, worker_fini(data) when it stops.
      * Both may be NULL. A NULL result from worker_init is allowed. */
@@ -289,9 +289,9 @@ grpc_status_code trpc_unary(trpc_channel *ch, const trpc_method_desc *m,
 
 /* Unary call with raw request bytes (for tests: garbage, oversized). On OK
  * *resp (length *resp_len) is a malloc'd copy of the reply (free()). */
-grpc_status_code trpc_unary_raw(trpc_channel *ch, const char *path, const void *req,
-                                size_t req_len, void **resp, size_t *resp_len,
-                                const trpc_call_opts *opts, trpc_status *st);
+grpc_status_code trpc_unary_raw(trpc_channel *ch, const char *path, const void *req, size_t req_len,
+                                void **resp, size_t *resp_len, const trpc_call_opts *opts,
+                                trpc_status *st);
 
 /* Starts a server-streaming call. NULL (with st set) on failure to start. */
 trpc_client_stream *trpc_client_stream_start(trpc_channel *ch, const trpc_method_desc *m,

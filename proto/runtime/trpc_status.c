@@ -1,8 +1,8 @@
 /* trpc_status.c - status values shared by servers and clients. */
-#include "trpc.h"
-
 #include <stdarg.h>
 #include <stdio.h>
+
+#include "trpc.h"
 
 grpc_status_code trpc_status_set(trpc_status *st, grpc_status_code code, const char *fmt, ...)
 {
