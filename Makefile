@@ -5,6 +5,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 JOBS ?= 2
 HARNESS := tests/harness
+# sub-makes (cmake --build) need not announce their directories
+MAKEFLAGS += --no-print-directory
 
 .DEFAULT_GOAL := help
 .PHONY: help deps build debug asan up down test clean format

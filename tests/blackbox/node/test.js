@@ -51,7 +51,7 @@ async function check(name, fn) {
     const v = await fn();
     if (v === false) throw new Error('false');
     passed++;
-    console.log(`ok   ${name}`);
+    console.log(`ok   ${name}` + (typeof v === 'string' ? `: ${v}` : ''));
     return v;
   } catch (e) {
     failed++;
@@ -125,6 +125,17 @@ function call(client, method, auth, token) {
 
 async function checkDaemon(name, addr, ownService, token, staticPkg) {
   const md = () => new grpc.Metadata();
+  const ready = await check(`${name}: channel ready`, () => {
+    const client = new grpc.Client(addr, insecure());
+    return new Promise((resolve, reject) =>
+      client.waitForReady(Date.now() + RPC_TIMEOUT_MS, (err) => {
+        client.close();
+        if (err) reject(err);
+        else resolve(true);
+      })
+    );
+  });
+  if (!ready) return; // every other check would wait for its deadline
   for (const version of ['v1alpha', 'v1']) {
     const refl = new GrpcReflection(addr, insecure(), {}, version);
 
@@ -163,7 +174,7 @@ async function checkDaemon(name, addr, ownService, token, staticPkg) {
       expect(rejected, 'resolved');
     });
 
-    await check(`${name}: health Check through the ${version}-reflected descriptor`, async () => {
+    await check(`${name}: health Check and Watch through the ${version}-reflected descriptor`, async () => {
       const desc = await refl.getDescriptorBySymbol('grpc.health.v1.Health', md(), deadline());
       const Health = lookup(desc.getPackageObject(LOADER_OPTS), 'grpc.health.v1.Health');
       const client = new Health(addr, insecure());
@@ -171,6 +182,9 @@ async function checkDaemon(name, addr, ownService, token, staticPkg) {
         const [code, resp] = await call(client, 'Check', 'none');
         expect(code === 'OK', code);
         expect(resp.status === 'SERVING', `status ${resp.status}`);
+        const [wcode, first] = await call(client, 'Watch', 'none');
+        expect(wcode === 'OK' && first, `Watch: ${wcode}`);
+        expect(first.status === 'SERVING', `Watch: first status ${first.status}`);
       } finally {
         client.close();
       }
@@ -189,6 +203,7 @@ async function checkDaemon(name, addr, ownService, token, staticPkg) {
         try {
           const [code] = await call(client, method, auth, token);
           expect(allowed.includes(code), `got ${code}, want one of ${allowed.join(', ')}`);
+          return code;
         } finally {
           client.close();
         }

@@ -66,7 +66,10 @@ class Results:
             value = fn()
         except Exception as e:  # report and go on: one failure must not hide the rest
             self.failed += 1
-            print(f"FAIL {name}: {type(e).__name__}: {e}")
+            if isinstance(e, grpc.RpcError) and hasattr(e, "code"):
+                print(f"FAIL {name}: RPC failed: {e.code().name}: {e.details()}")
+            else:
+                print(f"FAIL {name}: {type(e).__name__}: {e}")
             if os.environ.get("TALLY_TEST_VERBOSE"):
                 traceback.print_exc()
             return None
@@ -75,7 +78,7 @@ class Results:
             print(f"FAIL {name}")
             return None
         self.passed += 1
-        print(f"ok   {name}")
+        print(f"ok   {name}" + (f": {value}" if isinstance(value, str) else ""))
         return value
 
 
@@ -247,10 +250,12 @@ def dynamic_call(channel, pool, service, method, request_fields=None, metadata=N
 def check_daemon(res, stubs, name, addr, own_service, token, repo_files):
     channel = grpc.insecure_channel(addr)
     try:
-        res.check(
+        ready = res.check(
             f"{name}: channel ready",
             lambda: grpc.channel_ready_future(channel).result(timeout=RPC_TIMEOUT) or True,
         )
+        if not ready:
+            return  # every other check would wait for its deadline
         for version in ("v1alpha", "v1"):
             refl = Reflection(channel, stubs, version)
 
@@ -332,6 +337,17 @@ def check_daemon(res, stubs, name, addr, own_service, token, repo_files):
             == serving,
         )
 
+        def watch_health():
+            stream = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=RPC_TIMEOUT)
+            try:
+                first = next(stream)
+            finally:
+                stream.cancel()
+            expect(first.status == serving, f"first status {first.status}")
+            return True
+
+        res.check(f"{name}: health Watch('') sends SERVING", watch_health)
+
         def unknown_health():
             try:
                 health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=RPC_TIMEOUT)
@@ -374,7 +390,7 @@ def check_daemon(res, stubs, name, addr, own_service, token, repo_files):
             def call_it(service=service, method=method, auth=auth, allowed=allowed):
                 code, _ = dynamic_call(channel, pool, service, method, metadata=headers[auth])
                 expect(code in allowed, f"got {code}, want one of {sorted(allowed)}")
-                return True
+                return code
 
             res.check(f"{name}: {service}/{method} with {auth} token", call_it)
     finally:
