@@ -5,9 +5,17 @@
 #include "config.h"
 #include "trpc.h"
 
-/* Adds CommandService to srv (before trpc_server_start), with its handler
- * table; methods without a handler yet answer UNIMPLEMENTED. cfg is
- * borrowed and must outlive the server. Returns 0, or -1 (logged). */
+/* Makes the process-wide state (caches, the doorbell) and sets the pool's
+ * per-thread resources in opts (one database connection per pool thread).
+ * Call before trpc_server_new. cfg is borrowed and must outlive the server.
+ * Returns 0, or -1 (logged). */
+int command_service_setup(const struct config *cfg, trpc_server_opts *opts);
+
+/* Adds CommandService to srv (before trpc_server_start). Returns 0, or -1
+ * (logged). */
 int command_service_register(trpc_server *srv, const struct config *cfg);
+
+/* Frees what setup made, after trpc_server_free. */
+void command_service_teardown(void);
 
 #endif /* SERVER_COMMAND_SERVICE_H */

@@ -338,6 +338,30 @@ grpc_status_code store_idem_put_failure(PGconn *conn, const char *tenant_id, con
     return st->code;
 }
 
+grpc_status_code store_idem_set_response(PGconn *conn, const char *tenant_id, const char *key,
+                                         const uint8_t *response, size_t len, trpc_status *st)
+{
+    static const char sql[] = "UPDATE idempotency_keys SET response = $3::bytea"
+                              " WHERE tenant_id = $1::uuid AND key = $2 AND status_code = 0";
+    const char *values[3] = {tenant_id, key, (const char *)response};
+    int lengths[3] = {0, 0, (int)len};
+    int formats[3] = {0, 0, 1};
+    PGresult *res;
+
+    if (response == NULL)
+        values[2] = "";
+    res = PQexecParams(conn, sql, 3, NULL, values, lengths, formats, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        log_error("idempotency update: %s", PQresultErrorMessage(res));
+        trpc_status_set(st, pg_to_grpc_status(res), "could not store the response");
+    } else {
+        st->code = GRPC_STATUS_OK;
+        st->msg[0] = '\0';
+    }
+    PQclear(res);
+    return st->code;
+}
+
 void store_idem_cleanup(struct store_idem *out)
 {
     free(out->response);

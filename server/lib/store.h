@@ -119,6 +119,11 @@ grpc_status_code store_idem_put_failure(PGconn *conn, const char *tenant_id, con
                                         const uint8_t hash[32], grpc_status_code code,
                                         const char *message, trpc_status *st);
 
+/* Replaces the stored reply of (tenant, key) (a Transfer that waited stores
+ * its final answer). */
+grpc_status_code store_idem_set_response(PGconn *conn, const char *tenant_id, const char *key,
+                                         const uint8_t *response, size_t len, trpc_status *st);
+
 /* Frees out->response. */
 void store_idem_cleanup(struct store_idem *out);
 
