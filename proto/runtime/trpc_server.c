@@ -331,7 +331,7 @@ static void *cq_main(void *arg)
 
 static grpc_server *create_grpc_server(const trpc_server_opts *o)
 {
-    grpc_arg args[7];
+    grpc_arg args[8];
     grpc_channel_args chargs;
     int n = 0;
 
@@ -344,6 +344,8 @@ static grpc_server *create_grpc_server(const trpc_server_opts *o)
     /* tolerate clients that ping as often as every 10 s */
     args[n++] = trpc_int_arg(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
     args[n++] = trpc_int_arg(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    /* a port in use is an error, not a port shared with another process */
+    args[n++] = trpc_int_arg(GRPC_ARG_ALLOW_REUSEPORT, 0);
     chargs.num_args = (size_t)n;
     chargs.args = args;
     return grpc_server_create(&chargs, NULL);
