@@ -714,7 +714,7 @@ static int get_num(struct ctx *c, json_t *v, ProtobufCType t, struct num *out)
         }
         return fail(c, "invalid %s value \"%s\"", pb_type_name(t), excerpt(buf, sizeof(buf), s, n));
     }
-    return fail(c, "expected a %s (number or string), got %s", pb_type_name(t), json_type_name(v));
+    return fail(c, "expected %s as a number or string, got %s", pb_type_name(t), json_type_name(v));
 }
 
 static int get_signed(struct ctx *c, json_t *v, ProtobufCType t, int64_t min, int64_t max,
@@ -777,7 +777,7 @@ static int get_double(struct ctx *c, json_t *v, ProtobufCType t, double *out)
                         excerpt(buf, sizeof(buf), s, n));
         }
     } else {
-        return fail(c, "expected a %s (number or string), got %s", pb_type_name(t),
+        return fail(c, "expected %s as a number or string, got %s", pb_type_name(t),
                     json_type_name(v));
     }
     /* Doubles below 2^128 - 2^103 (0x1.ffffffp127) round to a finite float; converting a
