@@ -17,7 +17,7 @@ int main(int argc, char **argv)
     trpc_server_opts opts;
     trpc_server *srv = NULL;
     char addr[300];
-    int rc, port, started = 0, status = 1;
+    int rc, port, sig, started = 0, status = 1;
 
     trpc_block_signals(); /* before any thread: gRPC's threads inherit the mask */
     rc = config_load(&cfg, PROG, DEFAULT_PORT, argc, argv);
@@ -52,7 +52,8 @@ int main(int argc, char **argv)
     if (config_write_ready_file(&cfg, port) != 0)
         goto out;
 
-    log_info("%s received, shutting down", trpc_wait_for_signal() == SIGINT ? "SIGINT" : "SIGTERM");
+    sig = trpc_wait_for_signal(); /* not inside log_info: its arguments may be skipped */
+    log_info("%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     status = 0;
 out:
     if (started)
