@@ -376,9 +376,10 @@ grpc_status_code cmd_append(struct cmd *c, const char *aggregate_type, const cha
     data = evcodec_payload_to_json(env, st);
     if (data == NULL)
         return st->code;
-    c->result->operation_id = c->operation_id;
+    /* the reply is packed after the handler returns: copy into the arena */
+    c->result->operation_id = trpc_call_strdup(c->call, c->operation_id);
     c->result->version = version;
-    c->result->correlation_id = c->correlation_id;
+    c->result->correlation_id = trpc_call_strdup(c->call, c->correlation_id);
     c->result->position = NULL;
     if (c->idem_key) { /* the answer a retry gets, without the position */
         a.idem_response_len = protobuf_c_message_get_packed_size(c->resp);
