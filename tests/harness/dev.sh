@@ -12,7 +12,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 harness=$root/tests/harness
 run=$root/.run
-bindir=$root/build/release
+bindir=${TALLY_BUILD_DIR:-$root/build/release} # the tree whose daemons run
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 DAEMONS=(command query projector)
 declare -A DEFAULT_PORT=([command]=50051 [query]=50052 [projector]=50053)
