@@ -2,6 +2,7 @@
 #include "test_support.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +101,7 @@ static void on_defer(void *arg)
 
 static void on_cancel(void *arg)
 {
-    (void)arg;
+    atomic_store((atomic_int *)arg, 1);
     bump(TS_CANCEL_CB);
 }
 
@@ -114,18 +115,19 @@ static grpc_status_code echo(trpc_call *call, const Trpctest__V1__EchoRequest *r
     bump(TS_ECHO_CALLS);
     trpc_call_defer(call, on_defer, NULL);
     if (req->sleep_ms > 0) {
+        /* sleep until the time is up or on_cancel says the call is over */
         int64_t until = ts_now_ms() + req->sleep_ms;
+        atomic_int fired;
 
-        trpc_call_on_cancel(call, on_cancel, NULL);
-        while (ts_now_ms() < until) {
-            if (trpc_call_is_cancelled(call)) {
-                trpc_call_on_cancel(call, NULL, NULL);
-                bump(TS_ECHO_CANCELLED);
-                return trpc_call_fail(call, GRPC_STATUS_CANCELLED, "cancelled while sleeping");
-            }
+        atomic_init(&fired, 0);
+        trpc_call_on_cancel(call, on_cancel, &fired);
+        while (ts_now_ms() < until && !atomic_load(&fired))
             ts_sleep_ms(5);
+        trpc_call_on_cancel(call, NULL, NULL); /* before fired goes out of scope */
+        if (trpc_call_is_cancelled(call)) {
+            bump(TS_ECHO_CANCELLED);
+            return trpc_call_fail(call, GRPC_STATUS_CANCELLED, "cancelled while sleeping");
         }
-        trpc_call_on_cancel(call, NULL, NULL);
     }
     switch (req->mode) {
     case TRPCTEST__V1__MODE__MODE_FAIL:
