@@ -41,6 +41,7 @@ struct ctx {
     char *err;
     size_t errlen;
     bool failed;
+    bool ints_as_reals; /* the text was parsed with JSON_DECODE_INT_AS_REAL (see pbjson_decode) */
     int depth;
     size_t path_len;
     char path[192]; /* "events[3].deposited.amount.minorUnits", for error messages */
@@ -685,8 +686,16 @@ static int get_num(struct ctx *c, json_t *v, ProtobufCType t, struct num *out)
         out->mag = out->neg ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
         return 0;
     }
-    if (json_is_real(v))
-        return real_to_num(c, json_real_value(v), t, out);
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        /* an integer literal read as a double is exact only below 2^53 (2^53 + 1 reads as 2^53) */
+        if (c->ints_as_reals && fabs(d) >= 0x1p53)
+            return fail(c,
+                        "%s value too large to read exactly from this document (write 64-bit "
+                        "integers as strings)",
+                        pb_type_name(t));
+        return real_to_num(c, d, t, out);
+    }
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         size_t n = json_string_length(v), i = 0;
@@ -1681,31 +1690,37 @@ static int dec_into(struct ctx *c, const ProtobufCMessageDescriptor *d, json_t *
     return dec_object(c, d, j, m);
 }
 
+static ProtobufCMessage *from_json(struct ctx *c, const ProtobufCMessageDescriptor *d, json_t *j)
+{
+    ProtobufCMessage *m;
+
+    if (j == NULL) {
+        fail(c, "no JSON value");
+        return NULL;
+    }
+    m = new_message(d);
+    if (m == NULL) {
+        fail_oom(c);
+        return NULL;
+    }
+    if (dec_into(c, d, j, m) != 0) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        return NULL;
+    }
+    return m;
+}
+
 ProtobufCMessage *pbjson_from_json(const ProtobufCMessageDescriptor *d, json_t *j, char *err,
                                    size_t errlen)
 {
     struct ctx c;
-    ProtobufCMessage *m;
 
     ctx_init(&c, err, errlen);
     if (!is_message_descriptor(d)) {
         fail(&c, "not a protobuf-c message descriptor");
         return NULL;
     }
-    if (j == NULL) {
-        fail(&c, "no JSON value");
-        return NULL;
-    }
-    m = new_message(d);
-    if (m == NULL) {
-        fail_oom(&c);
-        return NULL;
-    }
-    if (dec_into(&c, d, j, m) != 0) {
-        protobuf_c_message_free_unpacked(m, NULL);
-        return NULL;
-    }
-    return m;
+    return from_json(&c, d, j);
 }
 
 /* Whether '[' and '{' outside strings nest deeper than max. Runs before jansson's
@@ -1765,13 +1780,21 @@ ProtobufCMessage *pbjson_decode(const ProtobufCMessageDescriptor *d, const char 
     if (kind == WKT_TIMESTAMP || kind == WKT_WRAPPER)
         flags |= JSON_DECODE_ANY;
     j = json_loadb(text, len, flags, &jerr);
+    if (j == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
+        /* PostgreSQL's jsonb writes numbers in full: a double stored as 1e+300 comes back as 1
+         * and 300 zeros, which jansson's integer parser refuses. Read such a document with
+         * every number as a double; get_num() then refuses integers it cannot hold exactly. */
+        json_error_t jerr2;
+        j = json_loadb(text, len, flags | JSON_DECODE_INT_AS_REAL, &jerr2);
+        c.ints_as_reals = true;
+    }
     if (j == NULL) {
         char msg[sizeof(jerr.text)];
         excerpt(msg, sizeof(msg), jerr.text, strnlen(jerr.text, sizeof(jerr.text) - 1));
         fail(&c, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, msg);
         return NULL;
     }
-    m = pbjson_from_json(d, j, err, errlen);
+    m = from_json(&c, d, j);
     json_decref(j);
     return m;
 }

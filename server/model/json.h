@@ -13,9 +13,14 @@
  *   int32, uint32,  JSON numbers; decode also accepts a decimal string, or an integral number in
  *   (s)fixed32      exponent/fraction form ("1e3", 5.0)
  *   int64, uint64,  JSON strings ("1234"); decode accepts a string or a number (integral, in
- *   (s)fixed64      range). A bare JSON number above INT64_MAX is refused by jansson's parser
- *                   ("too big integer"): send uint64 values that large as strings
- *   float, double   numbers in their shortest round-trip form; "NaN", "Infinity", "-Infinity"
+ *   (s)fixed64      range). A bare JSON number beyond int64 cannot be read exactly (jansson
+ *                   holds integers as long long): send such uint64 values as strings
+ *   float, double   numbers in their shortest round-trip form; "NaN", "Infinity", "-Infinity".
+ *                   PostgreSQL's jsonb gives large doubles back as long integer literals
+ *                   (1e+300 as 1 and 300 zeros); a document holding an integer literal beyond
+ *                   int64 is therefore read with every number as a double, and then an
+ *                   integer field given as a number of magnitude 2^53 or more is refused
+ *                   (never rounded)
  *   bool, string    JSON true/false, JSON string (valid UTF-8, no U+0000)
  *   bytes           standard base64 with padding; decode accepts standard or URL-safe, padded or
  *                   not (OpenSSL's EVP_EncodeBlock/EVP_DecodeBlock do the work)

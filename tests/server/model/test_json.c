@@ -1131,6 +1131,36 @@ static void test_json_decode_base64_variants(void)
     }
 }
 
+/* PostgreSQL's jsonb writes 1e+300 as "1" and 300 zeros; jansson refuses such an integer
+ * literal, so the document is read with every number as a double. */
+static void test_json_decode_jsonb_long_number_literals(void)
+{
+    char text[1024], zeros[301];
+    ProtobufCMessage *m;
+    Tally__V1__ProjectionStatus *ps;
+
+    memset(zeros, '0', 300);
+    zeros[300] = '\0';
+    snprintf(text, sizeof(text),
+             "{\"lagSeconds\": 1%s, \"lagEvents\": 12345, \"deadLetters\": "
+             "\"9007199254740993\", \"notificationQueueUsage\": 0.0000001}",
+             zeros);
+    m = decode_ok(&tally__v1__projection_status__descriptor, text);
+    ps = (Tally__V1__ProjectionStatus *)m;
+    CU_ASSERT(ps != NULL && ps->lag_seconds == 1e300 && ps->lag_events == 12345 &&
+              ps->dead_letters == 9007199254740993LL && ps->notification_queue_usage == 1e-7);
+    protobuf_c_message_free_unpacked(m, NULL);
+    /* beyond 2^53, an integer literal in such a document would be rounded: refused */
+    snprintf(text, sizeof(text), "{\"lagSeconds\": 1%s, \"lagEvents\": 9007199254740993}", zeros);
+    check_rejects(&tally__v1__projection_status__descriptor, text,
+                  "lagEvents: int64 value too large to read exactly");
+    check_rejects(&tally__v1__event__descriptor, "{\"position\":{\"txId\":18446744073709551615}}",
+                  "position.txId: uint64 value too large to read exactly");
+    /* a real overflow stays an error of the JSON itself */
+    snprintf(text, sizeof(text), "{\"lagSeconds\": 1%s%s}", zeros, zeros);
+    check_rejects(&tally__v1__projection_status__descriptor, text, "invalid JSON");
+}
+
 static void test_json_decode_large_bytes_roundtrip(void)
 {
     Google__Protobuf__BytesValue bv = GOOGLE__PROTOBUF__BYTES_VALUE__INIT;
@@ -1197,7 +1227,8 @@ static void test_json_rejects_invalid_json(void)
     check_rejects(money, "5", "invalid JSON"); /* JSON_DECODE_ANY is off for messages */
     check_rejects(money, "[1]", "expected an object (tally.v1.Money), got array");
     check_rejects(money, "{\"currency\":\"a\",\"currency\":\"b\"}", "duplicate object key");
-    check_rejects(money, "{\"minorUnits\":99999999999999999999}", "too big integer");
+    check_rejects(money, "{\"minorUnits\":99999999999999999999}",
+                  "minorUnits: int64 value too large to read exactly from this document");
     check_rejects(money, "{'currency':'EUR'}", "invalid JSON");
     check_rejects_n(money, "{\"currency\":\"EUR\"}\0", 19, "invalid JSON");
     check_rejects(money, "{\"currency\":\"EU\xff\"}", "invalid JSON");
@@ -1708,6 +1739,7 @@ static CU_TestInfo decode_tests[] = {
     {"null means default", test_json_decode_null_means_default},
     {"enums by name or number", test_json_decode_enums_by_name_or_number},
     {"base64 variants", test_json_decode_base64_variants},
+    {"jsonb long number literals", test_json_decode_jsonb_long_number_literals},
     {"postgres jsonb form of a stored event", test_json_decode_postgres_jsonb_form_of_stored_event},
     {"decoded message is owned by free_unpacked",
      test_json_decoded_message_is_owned_by_free_unpacked},
