@@ -129,8 +129,8 @@ typedef struct trpc_server_opts {
     int max_message_bytes;    /* send and receive limit; 0 = 4 MiB */
     int keepalive_time_ms;    /* HTTP/2 PING interval; 0 = 30000 */
     int keepalive_timeout_ms; /* PING ack timeout; 0 = 10000 */
-    int shutdown_grace_ms;    /* unary calls drain this long before open
-                                 streams are cancelled; 0 = 5000 */
+    int shutdown_grace_ms;    /* at shutdown, unary calls drain this long
+                                 before they are cancelled; 0 = 5000 */
     /* Per pool-thread resource: worker_init(worker_arg, index) runs on the
      * pool thread before it takes work, worker_fini(data) when it stops.
      * Both may be NULL. A NULL result from worker_init is allowed. */
@@ -160,10 +160,12 @@ int trpc_server_start(trpc_server *srv);
  * starts SERVING; Watch streams see changes. Thread-safe. */
 void trpc_server_set_serving(trpc_server *srv, const char *service, int serving);
 
-/* Graceful shutdown: stops accepting calls, lets running and queued unary
- * calls finish for up to opts.shutdown_grace_ms, then cancels what is left
- * (open streams end with UNAVAILABLE), stops the pool and CQ threads. Then
- * trpc_server_free. Idempotent. Not from a handler. */
+/* Graceful shutdown: stops accepting calls; ends every open server stream
+ * (and Watch, reflection) at once with UNAVAILABLE (their on_close runs;
+ * detached owners must still finish them); lets running and queued unary
+ * calls finish for up to opts.shutdown_grace_ms, then cancels what is left;
+ * stops the pool (worker_fini) and the CQ threads. Then trpc_server_free.
+ * Idempotent. Not from a handler. */
 void trpc_server_shutdown(trpc_server *srv);
 
 /* Frees a shut-down (or never started) server and calls grpc_shutdown.
@@ -189,17 +191,21 @@ const char *trpc_call_metadata(const trpc_call *call, const char *key, size_t *l
 /* Milliseconds until the call's deadline (<= 0: passed); INT64_MAX if none. */
 int64_t trpc_call_ms_left(const trpc_call *call);
 
-/* True once the client cancelled, the deadline passed, or the server is
- * shutting down. Thread-safe. */
+/* True once the client cancelled, the deadline passed, or the server's
+ * shutdown cancelled the call (streams at once, unary calls after the grace
+ * period). Thread-safe. */
 int trpc_call_is_cancelled(const trpc_call *call);
 
 /* Runs fn(arg) once, on another thread, if the call is cancelled while the
  * handler runs (e.g. PQcancel on the running query). Replaces an earlier
- * callback; fn == NULL clears it. Must be cleared (or the handler returned)
- * before arg dies. */
+ * callback; fn == NULL clears it, waiting for a running fn to return. Must
+ * be cleared (or the handler returned) before arg dies. A call cancelled
+ * before fn was set does not run it: check trpc_call_is_cancelled after
+ * setting it. fn must not call trpc_call_on_cancel itself. */
 void trpc_call_on_cancel(trpc_call *call, void (*fn)(void *arg), void *arg);
 
-void *trpc_call_worker_data(const trpc_call *call);  /* pool thread's resource */
+void *trpc_call_worker_data(const trpc_call *call);  /* pool thread's resource,
+                                                        while the handler runs */
 void *trpc_call_service_data(const trpc_call *call); /* from add_service */
 const char *trpc_call_peer(const trpc_call *call);   /* "ipv4:127.0.0.1:5432" */
 

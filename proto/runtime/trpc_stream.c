@@ -206,15 +206,17 @@ static void run_stream(trpc_call *c, void *worker_data)
         trpc_stream_finish(s, GRPC_STATUS_CANCELLED, "cancelled");
         return;
     }
+    /* the handler's own reference: a detached owner may finish (dropping
+     * the owner's reference) before the handler has even returned */
+    trpc_call_ref(c);
     trpc_call_handler_enter(c, worker_data);
     code = ((trpc_server_stream_fn)c->m->fn)(c, c->req, s);
     trpc_call_handler_leave(c);
-    if (code == TRPC_STATUS_DETACHED) {
-        /* a close that came while the handler ran, before on_close was set */
-        maybe_fire_close(s);
-        return;
-    }
-    trpc_stream_finish(s, code, code == GRPC_STATUS_OK ? "" : c->fail_msg);
+    if (code == TRPC_STATUS_DETACHED)
+        maybe_fire_close(s); /* a close that came before on_close was set */
+    else
+        trpc_stream_finish(s, code, code == GRPC_STATUS_OK ? "" : c->fail_msg);
+    trpc_call_unref(c);
 }
 
 static void stream_job(void *arg, void *worker_data)

@@ -73,6 +73,15 @@ int ts_wait(enum ts_counter c, int want, int ms)
     return v;
 }
 
+void ts_max(enum ts_counter c, int v)
+{
+    pthread_mutex_lock(&g_lock);
+    if (g_counters[c] < v)
+        g_counters[c] = v;
+    pthread_cond_broadcast(&g_cond);
+    pthread_mutex_unlock(&g_lock);
+}
+
 void ts_open_gate(void)
 {
     pthread_mutex_lock(&g_lock);
@@ -169,31 +178,80 @@ static grpc_status_code echo(trpc_call *call, const Trpctest__V1__EchoRequest *r
 
 /* ---- Count ---- */
 
-static void on_stream_close(trpc_stream *s, void *arg)
-{
-    (void)s;
-    (void)arg;
-    bump(TS_ON_CLOSE);
-}
-
 struct detached {
     trpc_stream *s;
-    int count, interval_ms, forever;
+    int count, interval_ms, forever, nowait;
+    uint8_t *pad;
+    size_t pad_len;
+    pthread_mutex_t lock; /* nowait: woken by on_writable / on_close */
+    pthread_cond_t cond;
+    int writable, closed;
 };
+
+static void on_stream_close(trpc_stream *s, void *arg)
+{
+    struct detached *d = arg;
+
+    (void)s;
+    bump(TS_ON_CLOSE);
+    if (d != NULL) {
+        pthread_mutex_lock(&d->lock);
+        d->closed = 1;
+        pthread_cond_signal(&d->cond);
+        pthread_mutex_unlock(&d->lock);
+    }
+}
+
+static void on_stream_writable(trpc_stream *s, void *arg)
+{
+    struct detached *d = arg;
+
+    (void)s;
+    bump(TS_WRITABLE);
+    pthread_mutex_lock(&d->lock);
+    d->writable = 1;
+    pthread_cond_signal(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static gpr_timespec in_ms(int ms)
+{
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+/* Sends without ever blocking in trpc_stream_send: on FULL, waits for
+ * on_writable (or on_close) and tries again. */
+static int send_nowait(struct detached *d, const ProtobufCMessage *msg)
+{
+    int rc;
+
+    for (;;) {
+        rc = trpc_stream_send(d->s, msg, gpr_inf_past(GPR_CLOCK_MONOTONIC));
+        ts_max(TS_MAX_QUEUED, (int)trpc_stream_queued(d->s));
+        if (rc != TRPC_STREAM_FULL)
+            return rc;
+        bump(TS_FULL);
+        pthread_mutex_lock(&d->lock);
+        while (!d->writable && !d->closed)
+            pthread_cond_wait(&d->cond, &d->lock);
+        d->writable = 0;
+        pthread_mutex_unlock(&d->lock);
+    }
+}
 
 static void *detached_main(void *arg)
 {
     struct detached *d = arg;
     Trpctest__V1__CountResponse msg = TRPCTEST__V1__COUNT_RESPONSE__INIT;
     grpc_status_code code = GRPC_STATUS_OK;
-    int i;
+    int i, rc;
 
+    msg.pad.data = d->pad;
+    msg.pad.len = d->pad_len;
     for (i = 0; d->forever || i < d->count; i++) {
         msg.n = i;
-        if (trpc_stream_send(d->s, &msg.base,
-                             gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                          gpr_time_from_millis(5000, GPR_TIMESPAN))) !=
-            TRPC_STREAM_OK) {
+        rc = d->nowait ? send_nowait(d, &msg.base) : trpc_stream_send(d->s, &msg.base, in_ms(5000));
+        if (rc != TRPC_STREAM_OK) {
             bump(TS_STREAM_CLOSED);
             code = GRPC_STATUS_CANCELLED;
             break;
@@ -202,6 +260,10 @@ static void *detached_main(void *arg)
             ts_sleep_ms(d->interval_ms);
     }
     trpc_stream_finish(d->s, code, code == GRPC_STATUS_OK ? "" : "closed");
+    /* no callback runs after finish: d may go */
+    pthread_cond_destroy(&d->cond);
+    pthread_mutex_destroy(&d->lock);
+    free(d->pad);
     free(d);
     bump(TS_DETACHED_DONE);
     return NULL;
@@ -211,40 +273,55 @@ static grpc_status_code count(trpc_call *call, const Trpctest__V1__CountRequest 
                               trpc_stream *out)
 {
     Trpctest__V1__CountResponse msg = TRPCTEST__V1__COUNT_RESPONSE__INIT;
+    struct detached *d;
+    pthread_t t;
     int i;
 
     bump(TS_COUNT_CALLS);
-    trpc_stream_on_close(out, on_stream_close, NULL);
-    if (req->detach) {
-        struct detached *d = calloc(1, sizeof(*d));
-        pthread_t t;
-
-        if (d == NULL)
-            return trpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-        d->s = out;
-        d->count = req->count;
-        d->interval_ms = req->interval_ms;
-        d->forever = req->forever;
-        if (pthread_create(&t, NULL, detached_main, d) != 0) {
-            free(d);
-            return trpc_call_fail(call, GRPC_STATUS_INTERNAL, "no thread");
+    if (!req->detach) {
+        trpc_stream_on_close(out, on_stream_close, NULL);
+        msg.pad.len = req->pad_bytes > 0 ? (size_t)req->pad_bytes : 0;
+        msg.pad.data = msg.pad.len > 0 ? trpc_call_alloc(call, msg.pad.len) : NULL;
+        for (i = 0; req->forever || i < req->count; i++) {
+            msg.n = i;
+            if (trpc_stream_send(out, &msg.base, in_ms(5000)) != TRPC_STREAM_OK) {
+                bump(TS_STREAM_CLOSED);
+                return trpc_call_fail(call, GRPC_STATUS_CANCELLED, "closed");
+            }
+            ts_max(TS_MAX_QUEUED, (int)trpc_stream_queued(out));
+            if (req->interval_ms > 0)
+                ts_sleep_ms(req->interval_ms);
         }
-        pthread_detach(t);
-        return TRPC_STATUS_DETACHED;
+        return GRPC_STATUS_OK;
     }
-    for (i = 0; req->forever || i < req->count; i++) {
-        msg.n = i;
-        if (trpc_stream_send(out, &msg.base,
-                             gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                          gpr_time_from_millis(5000, GPR_TIMESPAN))) !=
-            TRPC_STREAM_OK) {
-            bump(TS_STREAM_CLOSED);
-            return trpc_call_fail(call, GRPC_STATUS_CANCELLED, "closed");
-        }
-        if (req->interval_ms > 0)
-            ts_sleep_ms(req->interval_ms);
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return trpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    d->s = out;
+    d->count = req->count;
+    d->interval_ms = req->interval_ms;
+    d->forever = req->forever;
+    d->nowait = req->nowait;
+    d->pad_len = req->pad_bytes > 0 ? (size_t)req->pad_bytes : 0;
+    d->pad = calloc(1, d->pad_len + 1);
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->cond, NULL);
+    trpc_stream_on_close(out, on_stream_close, d);
+    trpc_stream_on_writable(out, on_stream_writable, d);
+    if (d->pad == NULL || pthread_create(&t, NULL, detached_main, d) != 0) {
+        /* not detached after all: the runtime finishes the stream */
+        trpc_stream_on_close(out, NULL, NULL);
+        trpc_stream_on_writable(out, NULL, NULL);
+        pthread_cond_destroy(&d->cond);
+        pthread_mutex_destroy(&d->lock);
+        free(d->pad);
+        free(d);
+        return trpc_call_fail(call, GRPC_STATUS_INTERNAL, "no thread");
     }
-    return GRPC_STATUS_OK;
+    pthread_detach(t);
+    if (req->count == 0 && !req->forever)
+        ts_sleep_ms(50); /* the owner finishes before the handler returns */
+    return TRPC_STATUS_DETACHED;
 }
 
 static const Trpctest__V1__TestService_TrpcHandlers handlers = {

@@ -14,7 +14,7 @@
 /* What the handlers saw; read with ts_get, wait with ts_wait. */
 enum ts_counter {
     TS_ECHO_CALLS,     /* Echo handler entered */
-    TS_ECHO_CANCELLED, /* Echo saw trpc_call_is_cancelled while sleeping */
+    TS_ECHO_CANCELLED, /* Echo woke from its sleep cancelled */
     TS_CANCEL_CB,      /* the on_cancel callback ran */
     TS_DEFERS,         /* deferred functions run */
     TS_BLOCKED,        /* MODE_BLOCK handlers waiting at the gate */
@@ -22,6 +22,9 @@ enum ts_counter {
     TS_STREAM_CLOSED,  /* a Count send returned TRPC_STREAM_CLOSED */
     TS_ON_CLOSE,       /* a stream's on_close ran */
     TS_DETACHED_DONE,  /* a detached Count owner called trpc_stream_finish */
+    TS_FULL,           /* a no-wait send found the queue full */
+    TS_WRITABLE,       /* on_writable ran */
+    TS_MAX_QUEUED,     /* the highest trpc_stream_queued seen (not a count) */
     TS_WORKER_INIT,    /* worker_init calls */
     TS_WORKER_FINI,    /* worker_fini calls */
     TS_N_COUNTERS,
@@ -41,6 +44,8 @@ int ts_get(enum ts_counter c);
 int ts_wait(enum ts_counter c, int want, int ms);
 /* Opens the gate MODE_BLOCK handlers wait at. */
 void ts_open_gate(void);
+/* Raises counter c to v if it is lower. */
+void ts_max(enum ts_counter c, int v);
 
 /* Default options for a test server (127.0.0.1:0, 2 CQ threads, 4 pool
  * threads whose resource is the string "worker-<i>"). */

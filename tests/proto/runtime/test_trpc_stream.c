@@ -166,7 +166,61 @@ static void test_stream_free_without_reading_cancels(void)
     ts_stop(&t);
 }
 
+/* A client that does not read makes the transport push back: the queue
+ * fills, a blocking send waits, a no-wait send gets TRPC_STREAM_FULL and
+ * resumes from on_writable; nothing is lost or reordered. */
+static void check_backpressure(int detach_nowait)
+{
+    ts_server t;
+    Trpctest__V1__CountRequest req = TRPCTEST__V1__COUNT_REQUEST__INIT;
+    Trpctest__V1__CountResponse *m;
+    trpc_client_stream *s;
+    trpc_status st;
+    int n = 0, in_order = 1, max_queued;
+
+    CU_ASSERT_FATAL(ts_start(&t, NULL) == 0);
+    req.count = 400;
+    req.pad_bytes = 16 * 1024;
+    req.detach = detach_nowait;
+    req.nowait = detach_nowait;
+    s = trpctest__v1__test_service__trpc_count(t.ch, &req, NULL, &st);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    ts_sleep_ms(500); /* the server fills everything it can */
+    while (trpctest__v1__test_service__trpc_count_next(s, &m, &st)) {
+        if (m->n != n || m->pad.len != 16 * 1024)
+            in_order = 0;
+        n++;
+        trpctest__v1__count_response__free_unpacked(m, NULL);
+    }
+    CU_ASSERT_EQUAL(n, 400);
+    CU_ASSERT(in_order);
+    CU_ASSERT_EQUAL(st.code, GRPC_STATUS_OK);
+    trpc_client_stream_free(s);
+    /* the queue filled up (16 queued + 1 in flight), so senders waited */
+    max_queued = ts_get(TS_MAX_QUEUED);
+    CU_ASSERT(max_queued >= 16 && max_queued <= 17);
+    if (detach_nowait) {
+        CU_ASSERT(ts_get(TS_FULL) >= 1);
+        CU_ASSERT(ts_get(TS_WRITABLE) >= 1);
+        CU_ASSERT_EQUAL(ts_wait(TS_DETACHED_DONE, 1, 2000), 1);
+    }
+    CU_ASSERT_EQUAL(ts_get(TS_STREAM_CLOSED), 0);
+    ts_stop(&t);
+}
+
+static void test_stream_backpressure_blocks_sender(void)
+{
+    check_backpressure(0);
+}
+
+static void test_stream_backpressure_full_then_writable(void)
+{
+    check_backpressure(1);
+}
+
 static CU_TestInfo stream_tests[] = {
+    {"backpressure blocks the sender", test_stream_backpressure_blocks_sender},
+    {"backpressure: FULL, then on_writable", test_stream_backpressure_full_then_writable},
     {"N messages then OK", test_stream_n_messages_then_ok},
     {"detached: N messages then OK", test_stream_detached_n_messages_then_ok},
     {"deadline exceeded", test_stream_deadline_exceeded},
