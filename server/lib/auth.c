@@ -276,8 +276,7 @@ grpc_status_code auth_authenticate(auth_cache *cache, PGconn *conn, const char *
     return auth_verify(cache, conn, token, token_len, id, st);
 }
 
-/* 1..AUTH_NAME_CHARS characters of well-formed UTF-8 */
-static int name_is_valid(const char *name)
+int auth_name_is_valid(const char *name)
 {
     size_t len, chars = 0;
 
@@ -286,9 +285,13 @@ static int name_is_valid(const char *name)
     len = strlen(name);
     if (len == 0 || len > AUTH_NAME_MAX || !text_is_utf8(name, len))
         return 0;
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char)name[i] & 0xC0) != 0x80)
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f) /* names are printed one per line */
+            return 0;
+        if ((c & 0xC0) != 0x80) /* count lead bytes: characters */
             chars++;
+    }
     return chars <= AUTH_NAME_CHARS;
 }
 
@@ -333,7 +336,7 @@ grpc_status_code auth_token_create(PGconn *conn, const char *tenant_id, const ch
         out_token_id[0] = '\0';
     if (!uuid_is_valid(tenant_id))
         return trpc_status_set(st, GRPC_STATUS_INVALID_ARGUMENT, "invalid tenant id");
-    if (!name_is_valid(name))
+    if (!auth_name_is_valid(name))
         return trpc_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
                                "invalid token name (1 to %d characters of utf-8)", AUTH_NAME_CHARS);
     if (token_new(token) != 0 || auth_token_hash(token, AUTH_TOKEN_LEN, hash) != 0) {

@@ -60,6 +60,11 @@ void auth_cache_clear(auth_cache *cache);
 grpc_status_code auth_parse_bearer(const char *value, size_t len, const char **token,
                                    size_t *token_len, trpc_status *st);
 
+/* True (1) when name is a valid token or tenant name: 1..AUTH_NAME_CHARS
+ * characters of well-formed UTF-8 without control characters. NULL: false.
+ * Pure. */
+int auth_name_is_valid(const char *name);
+
 /* True (1) when token (len bytes) has the shape of a tally token. Pure. */
 int auth_token_is_well_formed(const char *token, size_t len);
 
@@ -77,7 +82,7 @@ grpc_status_code auth_verify(auth_cache *cache, PGconn *conn, const char *token,
 grpc_status_code auth_authenticate(auth_cache *cache, PGconn *conn, const char *value, size_t len,
                                    struct auth_identity *id, trpc_status *st);
 
-/* Creates a token for tenant_id (a uuid) named name (1..128 characters):
+/* Creates a token for tenant_id (a uuid) named name (auth_name_is_valid):
  * writes the token (NUL-terminated) into out_token, to be shown once, and its
  * id into out_token_id (may be NULL). Returns OK; NOT_FOUND "tenant not
  * found"; INVALID_ARGUMENT for a malformed tenant id or name; INTERNAL when

@@ -440,13 +440,9 @@ grpc_status_code migrate_run(PGconn *conn, const struct migrate_opts *o, int *ap
     for (size_t i = 0; i < set.n; i++) {
         if (set.v[i].applied)
             continue;
-        if (o->dry_run) {
-            log_info("migrate: pending %s", set.v[i].filename);
-        } else {
-            code = apply_one(conn, &set.v[i], st);
-            if (code != GRPC_STATUS_OK)
-                goto out;
-        }
+        code = apply_one(conn, &set.v[i], st);
+        if (code != GRPC_STATUS_OK)
+            goto out;
         count++;
     }
     if (count == 0)

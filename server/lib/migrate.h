@@ -28,21 +28,19 @@
 struct migrate_opts {
     const char *dir;  /* the migrations directory (borrowed) */
     int lock_wait_ms; /* how long to wait for another runner; 0 = forever. Default 600000 */
-    int dry_run;      /* check and report pending files, apply nothing */
 };
 
-/* Sets dir = NULL, lock_wait_ms = 600000, dry_run = 0. */
+/* Sets dir = NULL, lock_wait_ms = 600000. */
 void migrate_opts_init(struct migrate_opts *o);
 
 /* Brings the database to the newest migration in o->dir. conn must be idle
  * (no open transaction); it is left idle and without the lock. Statement
  * timeouts are the session's (tally-admin disables statement_timeout).
- * *applied (may be NULL) receives the number of files applied (with dry_run:
- * pending). Logs each file applied at info level. Returns OK, or a code with
- * st set: FAILED_PRECONDITION (directory and history disagree, bad file
- * names), NOT_FOUND (directory unreadable), ABORTED (lock wait timed out),
- * or the database's code for a failed file (its transaction rolled back;
- * earlier files stay applied). The message names the file. */
+ * *applied (may be NULL) receives the number of files applied. Logs each file applied at info
+ * level. Returns OK, or a code with st set: FAILED_PRECONDITION (directory and history disagree,
+ * bad file names), NOT_FOUND (directory unreadable), ABORTED (lock wait timed out), or the
+ * database's code for a failed file (its transaction rolled back; earlier files stay applied). The
+ * message names the file. */
 grpc_status_code migrate_run(PGconn *conn, const struct migrate_opts *o, int *applied,
                              trpc_status *st);
 

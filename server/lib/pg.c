@@ -134,11 +134,24 @@ static PGconn *connect_once(const struct pg_opts *o)
     return conn;
 }
 
+static void fold_lines(char *dst, size_t cap, const char *src);
+
+static _Thread_local char last_connect_error[512];
+
+const char *pg_last_connect_error(void)
+{
+    return last_connect_error;
+}
+
 /* libpq's connection messages name host, port and user, never the password. */
 static void log_attempt(PGconn *conn, int attempt, int attempts)
 {
-    log_warn("database connection attempt %d/%d failed: %s", attempt, attempts,
-             conn ? PQerrorMessage(conn) : "out of memory");
+    const char *err = conn ? PQerrorMessage(conn) : "out of memory";
+
+    if (err[0] == '\0')
+        err = "session settings failed";
+    fold_lines(last_connect_error, sizeof(last_connect_error), err);
+    log_warn("database connection attempt %d/%d failed: %s", attempt, attempts, last_connect_error);
 }
 
 PGconn *pg_connect(const struct pg_opts *o, trpc_status *st)
@@ -229,13 +242,15 @@ static void fold_lines(char *dst, size_t cap, const char *src)
 
     for (; *src != '\0' && n + 1 < cap; src++) {
         if (*src == '\n') {
+            while (src[1] == ' ' || src[1] == '\t') /* libpq indents hint lines */
+                src++;
             if (src[1] != '\0' && n + 3 < cap) {
                 memcpy(dst + n, " | ", 3);
                 n += 3;
             }
             continue;
         }
-        dst[n++] = *src;
+        dst[n++] = *src == '\t' ? ' ' : *src;
     }
     dst[n] = '\0';
 }

@@ -43,6 +43,12 @@ void pg_opts_init(struct pg_opts *o);
  * message. o is only read during the call. Thread-safe (blocks). */
 PGconn *pg_connect(const struct pg_opts *o, trpc_status *st);
 
+/* The libpq message of this thread's last failed connection attempt (one
+ * line; names host, port and user, never the password), "" if none. For
+ * tools that show it to their operator; RPC clients get "database
+ * unavailable" only. Thread-local storage, valid until the next attempt. */
+const char *pg_last_connect_error(void);
+
 /* Repairs a connection whose PQstatus is CONNECTION_BAD: PQreset with the
  * same bounded backoff as pg_connect, then re-applies the session settings.
  * A good connection is left alone. Returns OK, or UNAVAILABLE with st set
