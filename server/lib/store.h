@@ -82,10 +82,11 @@ grpc_status_code store_append(PGconn *conn, const struct store_append *a,
 
 /* Called for each row store_load_stream finds: first the snapshot, if any
  * (event_type NULL, json = the state), then every later event in version
- * order. Returns 0 to go on, non-zero to stop with INTERNAL. json and
- * event_type are valid only during the call. */
+ * order. recorded_at_us is the row's time in microseconds since the epoch
+ * (decimal text). Returns 0 to go on, non-zero to stop with INTERNAL. json
+ * and event_type are valid only during the call. */
 typedef int (*store_row_fn)(void *arg, int64_t version, const char *event_type, const char *json,
-                            const char *recorded_at);
+                            const char *recorded_at_us);
 
 /* Loads a stream after after_version (0 = from the start); with
  * use_snapshot the latest snapshot above after_version comes first and only

@@ -33,6 +33,8 @@ int main(int argc, char **argv)
              cfg.workers, cfg.pool_size, cfg.max_message_bytes);
 
     config_server_opts(&cfg, &opts);
+    if (query_service_setup(&cfg, &opts) != 0)
+        goto out;
     srv = trpc_server_new(&opts);
     if (srv == NULL) {
         log_error("cannot create the server");
@@ -59,6 +61,7 @@ out:
     if (started)
         trpc_server_shutdown(srv);
     trpc_server_free(srv);
+    query_service_teardown();
     log_info("exit %d", status);
     return status;
 }
