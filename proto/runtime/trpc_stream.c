@@ -62,6 +62,7 @@ static void close_locked(trpc_stream *s)
 {
     if (!s->closed) {
         s->closed = 1;
+        atomic_store(&s->call->cancelled, 1);
         grpc_call_cancel(s->call->call, NULL);
     }
     drop_queue_locked(s);

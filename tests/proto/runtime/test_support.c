@@ -253,6 +253,8 @@ static void *detached_main(void *arg)
         rc = d->nowait ? send_nowait(d, &msg.base) : trpc_stream_send(d->s, &msg.base, in_ms(5000));
         if (rc != TRPC_STREAM_OK) {
             bump(TS_STREAM_CLOSED);
+            if (trpc_call_is_cancelled(trpc_stream_call(d->s)))
+                bump(TS_STREAM_IS_CANCELLED);
             code = GRPC_STATUS_CANCELLED;
             break;
         }
@@ -286,6 +288,8 @@ static grpc_status_code count(trpc_call *call, const Trpctest__V1__CountRequest 
             msg.n = i;
             if (trpc_stream_send(out, &msg.base, in_ms(5000)) != TRPC_STREAM_OK) {
                 bump(TS_STREAM_CLOSED);
+                if (trpc_call_is_cancelled(call))
+                    bump(TS_STREAM_IS_CANCELLED);
                 return trpc_call_fail(call, GRPC_STATUS_CANCELLED, "closed");
             }
             ts_max(TS_MAX_QUEUED, (int)trpc_stream_queued(out));

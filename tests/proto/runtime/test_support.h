@@ -13,20 +13,21 @@
 
 /* What the handlers saw; read with ts_get, wait with ts_wait. */
 enum ts_counter {
-    TS_ECHO_CALLS,     /* Echo handler entered */
-    TS_ECHO_CANCELLED, /* Echo woke from its sleep cancelled */
-    TS_CANCEL_CB,      /* the on_cancel callback ran */
-    TS_DEFERS,         /* deferred functions run */
-    TS_BLOCKED,        /* MODE_BLOCK handlers waiting at the gate */
-    TS_COUNT_CALLS,    /* Count handler entered */
-    TS_STREAM_CLOSED,  /* a Count send returned TRPC_STREAM_CLOSED */
-    TS_ON_CLOSE,       /* a stream's on_close ran */
-    TS_DETACHED_DONE,  /* a detached Count owner called trpc_stream_finish */
-    TS_FULL,           /* a no-wait send found the queue full */
-    TS_WRITABLE,       /* on_writable ran */
-    TS_MAX_QUEUED,     /* the highest trpc_stream_queued seen (not a count) */
-    TS_WORKER_INIT,    /* worker_init calls */
-    TS_WORKER_FINI,    /* worker_fini calls */
+    TS_ECHO_CALLS,          /* Echo handler entered */
+    TS_ECHO_CANCELLED,      /* Echo woke from its sleep cancelled */
+    TS_CANCEL_CB,           /* the on_cancel callback ran */
+    TS_DEFERS,              /* deferred functions run */
+    TS_BLOCKED,             /* MODE_BLOCK handlers waiting at the gate */
+    TS_COUNT_CALLS,         /* Count handler entered */
+    TS_STREAM_CLOSED,       /* a Count send returned TRPC_STREAM_CLOSED */
+    TS_STREAM_IS_CANCELLED, /* ...and trpc_call_is_cancelled said so */
+    TS_ON_CLOSE,            /* a stream's on_close ran */
+    TS_DETACHED_DONE,       /* a detached Count owner called trpc_stream_finish */
+    TS_FULL,                /* a no-wait send found the queue full */
+    TS_WRITABLE,            /* on_writable ran */
+    TS_MAX_QUEUED,          /* the highest trpc_stream_queued seen (not a count) */
+    TS_WORKER_INIT,         /* worker_init calls */
+    TS_WORKER_FINI,         /* worker_fini calls */
     TS_N_COUNTERS,
 };
 

@@ -2,8 +2,10 @@
  * running unary calls drain for the grace period and are cancelled after
  * it; servers that never started or failed to bind free cleanly. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <CUnit/Basic.h>
 
@@ -186,6 +188,19 @@ static void test_shutdown_of_unstarted_and_unbindable_servers(void)
     ts_stop(&t);
 }
 
+static void test_shutdown_signal_helpers_wait_for_sigterm(void)
+{
+    sigset_t pending;
+
+    trpc_block_signals(); /* this test's thread: nothing else runs now */
+    CU_ASSERT_EQUAL_FATAL(kill(getpid(), SIGTERM), 0);
+    sigpending(&pending);
+    CU_ASSERT(sigismember(&pending, SIGTERM)); /* blocked, not delivered */
+    CU_ASSERT_EQUAL(trpc_wait_for_signal(), SIGTERM);
+    CU_ASSERT_EQUAL_FATAL(kill(getpid(), SIGINT), 0);
+    CU_ASSERT_EQUAL(trpc_wait_for_signal(), SIGINT);
+}
+
 static CU_TestInfo shutdown_tests[] = {
     {"open streams end promptly", test_shutdown_with_open_streams_ends_them_promptly},
     {"running unary calls drain", test_shutdown_drains_running_unary_calls},
@@ -193,6 +208,7 @@ static CU_TestInfo shutdown_tests[] = {
      test_shutdown_cancels_unary_calls_after_grace},
     {"unstarted and unbindable servers free cleanly",
      test_shutdown_of_unstarted_and_unbindable_servers},
+    {"signal helpers wait for SIGTERM and SIGINT", test_shutdown_signal_helpers_wait_for_sigterm},
     CU_TEST_INFO_NULL,
 };
 

@@ -98,6 +98,7 @@ static void check_deadline(int detach)
     /* the server side saw the end: on_close ran, the sender stopped */
     CU_ASSERT_EQUAL(ts_wait(TS_ON_CLOSE, 1, 2000), 1);
     CU_ASSERT_EQUAL(ts_wait(TS_STREAM_CLOSED, 1, 2000), 1);
+    CU_ASSERT_EQUAL(ts_get(TS_STREAM_IS_CANCELLED), 1);
     if (detach)
         CU_ASSERT_EQUAL(ts_wait(TS_DETACHED_DONE, 1, 2000), 1);
     ts_stop(&t);
@@ -137,6 +138,7 @@ static void check_client_cancel(int detach)
     trpc_client_stream_free(s);
     CU_ASSERT_EQUAL(ts_wait(TS_ON_CLOSE, 1, 2000), 1);
     CU_ASSERT_EQUAL(ts_wait(TS_STREAM_CLOSED, 1, 2000), 1);
+    CU_ASSERT_EQUAL(ts_get(TS_STREAM_IS_CANCELLED), 1);
     if (detach)
         CU_ASSERT_EQUAL(ts_wait(TS_DETACHED_DONE, 1, 2000), 1);
     ts_stop(&t);
@@ -163,6 +165,7 @@ static void test_stream_free_without_reading_cancels(void)
     CU_ASSERT_EQUAL(ts_wait(TS_COUNT_CALLS, 1, 2000), 1);
     trpc_client_stream_free(s);
     CU_ASSERT_EQUAL(ts_wait(TS_STREAM_CLOSED, 1, 2000), 1);
+    CU_ASSERT_EQUAL(ts_get(TS_STREAM_IS_CANCELLED), 1);
     ts_stop(&t);
 }
 
