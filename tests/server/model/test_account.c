@@ -586,8 +586,8 @@ static void test_account_refund_rules(void)
     struct account_payment_info none, p = payment(100, 80, "EUR"), pu = payment(100, 0, "USD"),
                                       big = payment(INT64_MAX, INT64_MAX - 1, "EUR");
     trpc_status st;
-    Tally__V1__Money m20 = money(20, "EUR"), m30 = money(30, "EUR"), m2 = money(2, "EUR"),
-                     usd = money(20, "USD"), zero = money(0, "EUR");
+    Tally__V1__Money m20 = money(20, "EUR"), m21 = money(21, "EUR"), m30 = money(30, "EUR"),
+                     m2 = money(2, "EUR"), usd = money(20, "USD"), zero = money(0, "EUR");
 
     account_payment_info_init(&none);
     CHECK_ERR(account_decide_refund(&s, PID, &none, &m20, &ev, &st), NOT_FOUND,
@@ -595,6 +595,8 @@ static void test_account_refund_rules(void)
     CHECK_ERR(account_decide_refund(&s, PID, NULL, &m20, &ev, &st), NOT_FOUND, "payment not found");
     CHECK_ERR(account_decide_refund(&s, PID, &p, &m30, &ev, &st), FAILED_PRE,
               "refund exceeds payment: paid 100, refunded 80, refund 30");
+    CHECK_ERR(account_decide_refund(&s, PID, &p, &m21, &ev, &st), FAILED_PRE,
+              "refund exceeds payment: paid 100, refunded 80, refund 21"); /* one too many */
     CHECK_ERR(account_decide_refund(&s, PID, &big, &m2, &ev, &st), FAILED_PRE,
               "refund exceeds payment");
     CHECK_ERR(account_decide_refund(&s, PID, &p, &usd, &ev, &st), FAILED_PRE,
