@@ -36,11 +36,12 @@ void migrate_opts_init(struct migrate_opts *o);
 /* Brings the database to the newest migration in o->dir. conn must be idle
  * (no open transaction); it is left idle and without the lock. Statement
  * timeouts are the session's (tally-admin disables statement_timeout).
- * *applied (may be NULL) receives the number of files applied. Logs each file applied at info
- * level. Returns OK, or a code with st set: FAILED_PRECONDITION (directory and history disagree,
- * bad file names), NOT_FOUND (directory unreadable), ABORTED (lock wait timed out), or the
- * database's code for a failed file (its transaction rolled back; earlier files stay applied). The
- * message names the file. */
+ * *applied (may be NULL) receives the number of files applied. Logs each
+ * file applied at info level. Returns OK, or a code with st set:
+ * FAILED_PRECONDITION (directory and history disagree, bad file names),
+ * NOT_FOUND (directory unreadable), ABORTED (lock wait timed out), or the
+ * database's code for a failed file (its transaction rolled back; earlier
+ * files stay applied). The message names the file. */
 grpc_status_code migrate_run(PGconn *conn, const struct migrate_opts *o, int *applied,
                              trpc_status *st);
 

@@ -268,7 +268,8 @@ static grpc_status_code vfail(const PGresult *res, trpc_status *st, const char *
     if (err[0] == '\0')
         err = res ? "no error message (connection lost?)" : "no result (out of memory?)";
     fold_lines(text, sizeof(text), err);
-    if (code == GRPC_STATUS_ABORTED)
+    /* error: our bug or the infrastructure; warn: what the request ran into */
+    if (code != GRPC_STATUS_INTERNAL && code != GRPC_STATUS_UNAVAILABLE)
         log_warn("%s: %s %s", ctx, sqlstate ? sqlstate : "-----", text);
     else
         log_error("%s: %s %s", ctx, sqlstate ? sqlstate : "-----", text);

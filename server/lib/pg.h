@@ -73,10 +73,11 @@ grpc_status_code pg_to_grpc_status(const PGresult *res);
  * (40001) or deadlock (40P01). res may be NULL (then 0). */
 int pg_is_retryable(const PGresult *res);
 
-/* Logs "<context>: <SQLSTATE> <full libpq error message>" (error level; warn
- * for ABORTED) and sets st to (pg_to_grpc_status(res), msg). msg is the short
- * client-safe text ("could not open account"); the context (printf-style) may
- * name ids but never tokens or conninfo. res may be NULL. Returns the code. */
+/* Logs "<context>: <SQLSTATE> <full libpq error message>" (error level for
+ * INTERNAL and UNAVAILABLE, warn for what a request can run into) and sets st
+ * to (pg_to_grpc_status(res), msg). msg is the short client-safe text ("could
+ * not open account"); the context (printf-style) may name ids but never
+ * tokens or conninfo. res may be NULL. Returns the code. */
 grpc_status_code pg_fail(const PGresult *res, trpc_status *st, const char *msg, const char *ctx_fmt,
                          ...) __attribute__((format(printf, 4, 5)));
 
