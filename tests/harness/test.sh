@@ -65,6 +65,9 @@ done
 echo "==== throwaway PostgreSQL"
 tmp=$(mktemp -d /tmp/tally-test.XXXXXX)
 mkdir -p "$tmp/tmp"
+# like /tmp: a test that runs something as another user (postgres) can use it
+chmod 0755 "$tmp"
+chmod 1777 "$tmp/tmp"
 TALLY_TEST_DATABASE_URL=$("$harness/pg.sh" start "$tmp/pg")
 export TALLY_TEST_DATABASE_URL
 echo "TALLY_TEST_DATABASE_URL=$TALLY_TEST_DATABASE_URL"
