@@ -49,6 +49,44 @@ static const char APPEND_SQL[] =
     ")"
     "SELECT tx_id::text, global_position FROM last";
 
+/* The append is the hot path: it runs as a prepared statement (planned once
+ * per connection, like pgbench -M prepared). A connection remembers nothing
+ * we can ask cheaply, so the statement is prepared on first use per thread
+ * and connection, and again whenever the server says it does not know it
+ * (SQLSTATE 26000: a new connection at a recycled address, a reset). */
+#define APPEND_STMT "tally_append"
+
+static _Thread_local PGconn *append_prepared_on;
+
+static PGresult *exec_append(PGconn *conn, const char *const *values, const int *lengths,
+                             const int *formats)
+{
+    PGresult *res;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (append_prepared_on != conn) {
+            res = PQprepare(conn, APPEND_STMT, APPEND_SQL, 19, NULL);
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+                if (state == NULL || strcmp(state, "42P05") != 0) /* not: already exists */
+                    return res;
+            }
+            PQclear(res);
+            append_prepared_on = conn;
+        }
+        res = PQexecPrepared(conn, APPEND_STMT, 19, values, lengths, formats, 0);
+        if (PQresultStatus(res) == PGRES_FATAL_ERROR && PQresultErrorField(res, PG_DIAG_SQLSTATE) &&
+            strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE), "26000") == 0 && attempt == 0) {
+            PQclear(res);
+            append_prepared_on = NULL;
+            continue;
+        }
+        return res;
+    }
+    return NULL; /* not reached */
+}
+
 const char *store_xid_text(uint64_t tx_id, char *buf, size_t len)
 {
     snprintf(buf, len, "%" PRIu64, tx_id);
@@ -161,7 +199,7 @@ grpc_status_code store_append(PGconn *conn, const struct store_append *a,
         values[11] = "";
         lengths[11] = 0;
     }
-    res = PQexecParams(conn, APPEND_SQL, 19, NULL, values, lengths, formats, 0);
+    res = exec_append(conn, values, lengths, formats);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         c = conflict_of(res);
         if (c != STORE_CONFLICT_NONE) {
