@@ -200,6 +200,12 @@ static int next_opt(int argc, char **argv, const struct option *longopts, const 
 {
     int opt = getopt_long(argc, argv, top ? "+:h" : ":h", longopts, NULL);
 
+    /* optopt names a short option; for a long one it is 0 and the word is
+     * the last one getopt consumed */
+    if (opt == '?' && optopt != 0) {
+        usage_error(cmd, "unknown option -%c", optopt);
+        return '?';
+    }
     if (opt == '?') {
         usage_error(cmd, "unknown option %s", argv[optind - 1]);
         return '?';
@@ -227,6 +233,7 @@ static int parse_common_only(int argc, char **argv, struct common *c, const char
     static const struct option longopts[] = {COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
     int opt, r;
 
+    *npos = 0;
     opts_reset();
     while ((opt = next_opt(argc, argv, longopts, cmd, 0)) != -1) {
         if (opt == '?')

@@ -123,6 +123,7 @@ static void test_admin_usage_errors_exit_2(void)
     expect_usage_error(admin_env(NULL, NULL), "missing command");
     expect_usage_error(admin("frobnicate"), "unknown command \"frobnicate\"");
     expect_usage_error(admin("--bogus", "tenant", "list"), "unknown option --bogus");
+    expect_usage_error(admin("tenant", "list", "-z"), "unknown option -z");
     expect_usage_error(admin("--db"), "option --db needs a value");
     expect_usage_error(admin("--log-level", "loud", "tenant", "list"), "unknown log level");
     expect_usage_error(admin("migrate", "extra"), "unexpected argument \"extra\"");
