@@ -242,7 +242,8 @@ enum {
 
 /* Serializes msg (caller keeps it) and queues it. Waits while the queue is
  * full, until wait_until (gpr_inf_past(GPR_CLOCK_MONOTONIC): no wait;
- * gpr_inf_future: until room or close). Thread-safe. */
+ * gpr_inf_future: until room or close). A message over max_message_bytes
+ * ends the call with RESOURCE_EXHAUSTED (TRPC_STREAM_CLOSED). Thread-safe. */
 int trpc_stream_send(trpc_stream *s, const ProtobufCMessage *msg, gpr_timespec wait_until);
 
 /* Messages queued and not yet accepted by the transport (incl. in flight). */
@@ -250,8 +251,11 @@ size_t trpc_stream_queued(trpc_stream *s);
 
 /* Called once, on a runtime thread, when the call ends from the other side
  * (client cancel, deadline, disconnect, server shutdown) or a send fails;
- * the owner of a detached stream must still call trpc_stream_finish. Must not
- * block. Set it before returning TRPC_STATUS_DETACHED. */
+ * the owner of a detached stream must still call trpc_stream_finish (it may
+ * do so from fn). Must not block. Set it before returning
+ * TRPC_STATUS_DETACHED: an end that came while the handler ran is reported
+ * when it returns. Never called after trpc_stream_finish; replacing or
+ * clearing it waits for a running fn. */
 void trpc_stream_on_close(trpc_stream *s, void (*fn)(trpc_stream *s, void *arg), void *arg);
 
 /* Called on a runtime thread (must not block) whenever the queue drops to

@@ -1,9 +1,7 @@
 /* trpc_server.c - the server: options, services and their registration with
  * gRPC, the completion-queue threads (each keeps requests outstanding for
- * every method on its own queue and re-requests as a call arrives, plus one
- * for unregistered methods, answered UNIMPLEMENTED), graceful shutdown, and
- * the signal helpers for main. */
-#include <signal.h>
+ * every method on its own queue and re-requests as a call arrives, plus some
+ * for unregistered methods, answered UNIMPLEMENTED), and graceful shutdown. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -593,32 +591,4 @@ void trpc_server_free(trpc_server *srv)
     pthread_mutex_destroy(&srv->live_lock);
     free(srv);
     grpc_shutdown();
-}
-
-/* ---- signals ---- */
-
-static void shutdown_signals(sigset_t *set)
-{
-    sigemptyset(set);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGTERM);
-}
-
-void trpc_block_signals(void)
-{
-    sigset_t set;
-
-    shutdown_signals(&set);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-}
-
-int trpc_wait_for_signal(void)
-{
-    sigset_t set;
-    int sig = 0;
-
-    shutdown_signals(&set);
-    while (sigwait(&set, &sig) != 0)
-        ;
-    return sig;
 }
