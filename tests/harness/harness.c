@@ -35,14 +35,15 @@ extern char **environ;
 #define ADMIN_TIMEOUT    60000
 #define INITDB_TIMEOUT   120000
 #define PG_START_TIMEOUT 60000
+#define PG_FAST_STOP_MS  5000
 #define PG_STOP_TIMEOUT  30000
 #define PG_PORT          "5432" /* only names the socket file in our own folder */
 
 static struct {
     int initialized;
-    char root[64]; /* per-process temporary folder: /tmp/tally-test-XXXXXX */
-    unsigned seq;                /* for unique file and database names */
-    pid_t daemons[MAX_DAEMONS];  /* running daemons (0 = free slot) */
+    char root[64];              /* per-process temporary folder: /tmp/tally-test-XXXXXX */
+    unsigned seq;               /* for unique file and database names */
+    pid_t daemons[MAX_DAEMONS]; /* running daemons (0 = free slot) */
     /* PostgreSQL */
     int pg_ready;
     int pg_external; /* TALLY_TEST_DATABASE_URL */
@@ -157,22 +158,25 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return 0;
 }
 
+/* Fast shutdown (as pg_ctl stop -m fast) while it is cheap. Its checkpoint
+ * fsyncs every file of every database made (about 0.7 s per database here),
+ * data about to be deleted: after PG_FAST_STOP_MS, immediate shutdown. The
+ * postmaster exits after its children; SIGKILL to its process group is the
+ * last resort, so nothing writes in the folder once this returns. */
 static void stop_postgres(void)
 {
-    int st;
-
     if (h.pg_pid <= 0)
         return;
-    kill(h.pg_pid, SIGINT); /* "fast" shutdown, as pg_ctl stop -m fast */
-    st = wait_exit(h.pg_pid, PG_STOP_TIMEOUT);
-    if (st == -2) {
-        say("postgres did not stop in %d ms; SIGQUIT", PG_STOP_TIMEOUT);
+    kill(h.pg_pid, SIGINT);
+    if (wait_exit(h.pg_pid, PG_FAST_STOP_MS) == -2) {
         kill(h.pg_pid, SIGQUIT);
-        if (wait_exit(h.pg_pid, 5000) == -2) {
-            kill(h.pg_pid, SIGKILL);
+        if (wait_exit(h.pg_pid, PG_STOP_TIMEOUT) == -2) {
+            say("postgres did not stop in %d ms; SIGKILL", PG_FAST_STOP_MS + PG_STOP_TIMEOUT);
+            kill(-h.pg_pid, SIGKILL);
             wait_forever(h.pg_pid);
         }
     }
+    kill(-h.pg_pid, SIGKILL); /* children that outlived a killed postmaster */
     h.pg_pid = 0;
 }
 
@@ -236,7 +240,7 @@ static void on_fatal_signal(int sig)
         }
     }
     if (h.pg_pid > 0) {
-        kill(h.pg_pid, SIGQUIT);
+        kill(h.pg_pid, SIGQUIT); /* immediate shutdown; exits after its children */
         waitpid(h.pg_pid, NULL, 0);
     }
     rm = _Fork();
@@ -375,6 +379,9 @@ static pid_t spawn(const struct spawn *sp)
             dup2(out, STDOUT_FILENO) < 0 || dup2(err, STDERR_FILENO) < 0)
             _exit(126);
         close_range(3, ~0U, 0);
+        /* its own process group: a terminal's ^C reaches only the test, which
+         * cleans up, and kill(-pid) reaches the child's children too */
+        setpgid(0, 0);
         if (sp->as_postgres &&
             (setgroups(0, NULL) != 0 || setgid(h.pg_gid) != 0 || setuid(h.pg_uid) != 0))
             child_fail("cannot become user postgres to run", sp->argv[0]);
