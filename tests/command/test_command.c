@@ -220,6 +220,14 @@ static char *repeat(char *buf, const char *unit, size_t times)
     return buf;
 }
 
+/* The channel calls go to: the suite's daemon, or the one via() chose. */
+static trpc_channel *ch_override;
+
+static trpc_channel *chan(void)
+{
+    return ch_override ? ch_override : fx.ch;
+}
+
 /* ---- the database ---- */
 
 static PGresult *dbqv(const char *sql, va_list ap)
@@ -415,7 +423,7 @@ static grpc_status_code c_open(const struct k *k, const char *id, const char *ow
     r.currency = str(cur);
     r.overdraft_limit = overdraft;
     r.idempotency_key = key_of(k);
-    code = tally__v1__command_service__trpc_open_account(fx.ch, &r, &resp, opts_of(k), st);
+    code = tally__v1__command_service__trpc_open_account(chan(), &r, &resp, opts_of(k), st);
     if (out)
         *out = resp;
     else
@@ -438,7 +446,7 @@ static grpc_status_code c_deposit(const struct k *k, const char *id, int64_t uni
     r.reference = str(ref);
     r.idempotency_key = key_of(k);
     r.expected_version = expected_of(k, &ev);
-    code = tally__v1__command_service__trpc_deposit(fx.ch, &r, &resp, opts_of(k), st);
+    code = tally__v1__command_service__trpc_deposit(chan(), &r, &resp, opts_of(k), st);
     if (out)
         *out = resp;
     else
@@ -461,7 +469,7 @@ static grpc_status_code c_withdraw(const struct k *k, const char *id, int64_t un
     r.reference = str(ref);
     r.idempotency_key = key_of(k);
     r.expected_version = expected_of(k, &ev);
-    code = tally__v1__command_service__trpc_withdraw(fx.ch, &r, &resp, opts_of(k), st);
+    code = tally__v1__command_service__trpc_withdraw(chan(), &r, &resp, opts_of(k), st);
     if (out)
         *out = resp;
     else
@@ -488,7 +496,7 @@ static grpc_status_code c_transfer(const struct k *k, const char *src, const cha
     r.wait = wait != 0;
     r.idempotency_key = key_of(k);
     r.expected_version = expected_of(k, &ev);
-    code = tally__v1__command_service__trpc_transfer(fx.ch, &r, &resp, opts_of(k), st);
+    code = tally__v1__command_service__trpc_transfer(chan(), &r, &resp, opts_of(k), st);
     if (out)
         *out = resp;
     else
@@ -512,7 +520,7 @@ static grpc_status_code c_pay(const struct k *k, const char *id, int64_t units, 
     r.payment_id = str(payment_id);
     r.idempotency_key = key_of(k);
     r.expected_version = expected_of(k, &ev);
-    code = tally__v1__command_service__trpc_pay(fx.ch, &r, &resp, opts_of(k), st);
+    code = tally__v1__command_service__trpc_pay(chan(), &r, &resp, opts_of(k), st);
     if (out)
         *out = resp;
     else
@@ -535,7 +543,7 @@ static grpc_status_code c_refund(const struct k *k, const char *id, const char *
     r.amount = money(&m, units, cur);
     r.idempotency_key = key_of(k);
     r.expected_version = expected_of(k, &ev);
-    code = tally__v1__command_service__trpc_refund(fx.ch, &r, &resp, opts_of(k), st);
+    code = tally__v1__command_service__trpc_refund(chan(), &r, &resp, opts_of(k), st);
     if (out)
         *out = resp;
     else
@@ -561,7 +569,7 @@ static grpc_status_code c_status(enum status_cmd which, const struct k *k, const
         r.reason = str(reason);
         r.idempotency_key = key_of(k);
         r.expected_version = expected_of(k, &ev);
-        code = tally__v1__command_service__trpc_freeze_account(fx.ch, &r, &resp, opts_of(k), st);
+        code = tally__v1__command_service__trpc_freeze_account(chan(), &r, &resp, opts_of(k), st);
     } else if (which == UNFREEZE) {
         Tally__V1__UnfreezeAccountRequest r = TALLY__V1__UNFREEZE_ACCOUNT_REQUEST__INIT;
 
@@ -569,7 +577,7 @@ static grpc_status_code c_status(enum status_cmd which, const struct k *k, const
         r.reason = str(reason);
         r.idempotency_key = key_of(k);
         r.expected_version = expected_of(k, &ev);
-        code = tally__v1__command_service__trpc_unfreeze_account(fx.ch, &r, &resp, opts_of(k), st);
+        code = tally__v1__command_service__trpc_unfreeze_account(chan(), &r, &resp, opts_of(k), st);
     } else {
         Tally__V1__CloseAccountRequest r = TALLY__V1__CLOSE_ACCOUNT_REQUEST__INIT;
 
@@ -577,7 +585,7 @@ static grpc_status_code c_status(enum status_cmd which, const struct k *k, const
         r.reason = str(reason);
         r.idempotency_key = key_of(k);
         r.expected_version = expected_of(k, &ev);
-        code = tally__v1__command_service__trpc_close_account(fx.ch, &r, &resp, opts_of(k), st);
+        code = tally__v1__command_service__trpc_close_account(chan(), &r, &resp, opts_of(k), st);
     }
     if (out)
         *out = resp;
@@ -605,7 +613,7 @@ static grpc_status_code c_raw(const trpc_call_opts *o, const char *path,
         protobuf_c_message_pack(msg, buf);
         bytes = buf;
     }
-    code = trpc_unary_raw(fx.ch, path, bytes, len, &resp, &resp_len, o ? o : &fx.a.opts, st);
+    code = trpc_unary_raw(chan(), path, bytes, len, &resp, &resp_len, o ? o : &fx.a.opts, st);
     free(buf);
     if (out) {
         *out = resp;
@@ -1931,8 +1939,8 @@ static void *race_main(void *arg)
     struct race *r = arg;
 
     pthread_barrier_wait(r->go);
-    r->code = trpc_unary_raw(fx.ch, r->path, r->req, r->req_len, &r->resp, &r->resp_len, &fx.a.opts,
-                             &r->st);
+    r->code = trpc_unary_raw(chan(), r->path, r->req, r->req_len, &r->resp, &r->resp_len,
+                             &fx.a.opts, &r->st);
     return NULL;
 }
 
@@ -2446,6 +2454,124 @@ static void test_doorbell_coalesces_and_never_notifies_from_a_command(void)
     PQfinish(l.conn);
 }
 
+/* ---- suite: two instances on one database ---- */
+
+/* Design: command servers scale out. Each keeps a cache of account states,
+ * which another instance's writes make stale; a stale cache may cost a
+ * retry, but every answer must rest on the log. */
+static struct {
+    struct harness_daemon d;
+    int running;
+    trpc_channel *ch;
+} two;
+
+static int two_init(void)
+{
+    if (suite_init() != 0)
+        return -1;
+    memset(&two, 0, sizeof(two));
+    if (harness_daemon_start(&two.d, HARNESS_COMMAND, fx.db, NULL, NULL) != 0)
+        return -1;
+    two.running = 1;
+    two.ch = trpc_channel_new(two.d.addr);
+    return two.ch ? 0 : -1;
+}
+
+static int two_cleanup(void)
+{
+    ch_override = NULL;
+    trpc_channel_free(two.ch);
+    if (two.running)
+        harness_daemon_stop(&two.d, STOP_MS);
+    two.running = 0;
+    return suite_cleanup();
+}
+
+/* The calls that follow go to instance 1 or 2. */
+static void via(int instance)
+{
+    ch_override = instance == 1 ? NULL : two.ch;
+}
+
+static void test_decisions_never_rest_on_another_instance_stale_cache(void)
+{
+    char id[UUID_LEN + 1], dst[UUID_LEN + 1];
+    Tally__V1__CommandResponse *r = NULL;
+
+    via(1);
+    OPEN("EUR", 0, id); /* instance 1 caches: balance 0 */
+    OPEN("EUR", 0, dst);
+    via(2);
+    CHECK_OK(c_deposit(NULL, id, 1000, "EUR", NULL, NULL, &st_));
+    via(1);
+    CHECK_OK_FATAL(c_withdraw(NULL, id, 500, "EUR", NULL, &r, &st_));
+    CU_ASSERT_EQUAL(r->version, 3);
+    FREE_MSG(r);
+
+    /* frozen in instance 1's cache, unfrozen by instance 2: a transfer ... */
+    CHECK_OK(c_status(FREEZE, NULL, id, NULL, NULL, &st_));
+    via(2);
+    CHECK_OK(c_status(UNFREEZE, NULL, id, NULL, NULL, &st_));
+    via(1);
+    CHECK_OK(c_transfer(NULL, id, dst, 1, "EUR", NULL, NULL, 0, NULL, &st_));
+    /* ... and a deposit */
+    CHECK_OK(c_status(FREEZE, NULL, id, NULL, NULL, &st_));
+    via(2);
+    CHECK_OK(c_status(UNFREEZE, NULL, id, NULL, NULL, &st_));
+    via(1);
+    CHECK_OK(c_deposit(NULL, id, 1, "EUR", NULL, NULL, &st_));
+
+    /* emptied by instance 2: instance 1 may close it */
+    via(2);
+    CHECK_OK(c_withdraw(NULL, id, 501, "EUR", NULL, NULL, &st_));
+    via(1);
+    CHECK_OK(c_status(CLOSE, NULL, id, NULL, NULL, &st_));
+    CU_ASSERT_EQUAL(stream_version(&fx.a, "account", id), 10);
+}
+
+/* A refusal decided on a stale state would be stored under the key for
+ * good: the retry would never succeed. */
+static void test_stale_cache_refusal_is_never_stored_under_a_key(void)
+{
+    char id[UUID_LEN + 1];
+
+    via(1);
+    OPEN("EUR", 0, id);
+    CHECK_OK(c_deposit(NULL, id, 10, "EUR", NULL, NULL, &st_)); /* cached: 10 */
+    via(2);
+    CHECK_OK(c_deposit(NULL, id, 990, "EUR", NULL, NULL, &st_));
+    via(1);
+    CHECK_OK(c_pay(&(struct k){.key = "pay-stale"}, id, 600, "EUR", "m", NULL, NULL, &st_));
+    CU_ASSERT_EQUAL(
+        db_int("SELECT status_code FROM idempotency_keys WHERE key = 'pay-stale'", NULL), 0);
+    /* and a real refusal is still a refusal (confirmed against the log) */
+    EXPECT_REJECT_STORED(
+        GRPC_STATUS_FAILED_PRECONDITION, "insufficient funds: balance 400,",
+        c_withdraw(&(struct k){.key = "wd-real"}, id, 401, "EUR", NULL, NULL, &st_));
+    via(1);
+}
+
+static void test_second_instance_exits_cleanly(void)
+{
+    char *log;
+    int status, dirty;
+
+    via(1);
+    trpc_channel_free(two.ch);
+    two.ch = NULL;
+    status = harness_daemon_stop(&two.d, STOP_MS);
+    two.running = 0;
+    CU_ASSERT_EQUAL(status, 0);
+    log = harness_daemon_log(&two.d);
+    CU_ASSERT_PTR_NOT_NULL(log);
+    dirty =
+        log != NULL && (strstr(log, "Sanitizer") != NULL || strstr(log, "runtime error") != NULL);
+    CU_ASSERT(!dirty);
+    if (dirty)
+        harness_daemon_print_log(&two.d);
+    free(log);
+}
+
 /* ---- registry ---- */
 
 static CU_TestInfo happy_tests[] = {
@@ -2526,6 +2652,16 @@ static CU_TestInfo doorbell_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo two_instance_tests[] = {
+    {"decisions never rest on another instance's stale cache",
+     test_decisions_never_rest_on_another_instance_stale_cache},
+    {"a stale-cache refusal is never stored under a key",
+     test_stale_cache_refusal_is_never_stored_under_a_key},
+    {"second instance exits cleanly", test_second_instance_exits_cleanly},
+    {"daemon exits cleanly", test_daemon_exits_cleanly},
+    CU_TEST_INFO_NULL,
+};
+
 static CU_SuiteInfo suites[] = {
     {"happy paths", suite_init, suite_cleanup, NULL, NULL, happy_tests},
     {"errors", suite_init, suite_cleanup, NULL, NULL, error_tests},
@@ -2533,6 +2669,7 @@ static CU_SuiteInfo suites[] = {
     {"concurrency", suite_init, suite_cleanup, NULL, NULL, concurrency_tests},
     {"snapshots", suite_init, suite_cleanup, NULL, NULL, snapshot_tests},
     {"doorbell", suite_init, suite_cleanup, NULL, NULL, doorbell_tests},
+    {"two instances", two_init, two_cleanup, NULL, NULL, two_instance_tests},
     CU_SUITE_INFO_NULL,
 };
 
