@@ -8,7 +8,6 @@
 
 #include <openssl/evp.h>
 
-#include "evcodec.h"
 #include "json.h"
 #include "log.h"
 #include "text.h"
@@ -291,229 +290,116 @@ grpc_status_code cmd_fail(struct cmd *c, trpc_status *st)
     return cmd_replay_stored(c, st);
 }
 
-/* ---- loading ---- */
+/* ---- loading and appending: cmdcore.h ---- */
 
-struct load_ctx {
-    struct account_state *s;
-    trpc_status *st;
-};
-
-static int load_row(void *arg, int64_t version, const char *event_type, const char *json,
-                    const char *recorded_at)
+static void core_env(const struct cmd *c, struct cmdcore_env *e)
 {
-    struct load_ctx *lc = arg;
-    Tally__V1__Event env = TALLY__V1__EVENT__INIT;
-    grpc_status_code code;
-
-    (void)recorded_at;
-    if (event_type == NULL) { /* the snapshot */
-        json_error_t jerr;
-        json_t *j = json_loads(json, 0, &jerr);
-
-        code = j ? account_state_from_json(j, lc->s, lc->st)
-                 : trpc_status_set(lc->st, GRPC_STATUS_INTERNAL, "unreadable snapshot");
-        json_decref(j);
-        if (code == GRPC_STATUS_OK && lc->s->version != version)
-            code = trpc_status_set(lc->st, GRPC_STATUS_INTERNAL, "snapshot version mismatch");
-        return code != GRPC_STATUS_OK;
-    }
-    code = evcodec_payload_from_json(&env, event_type, json, strlen(json), lc->st);
-    if (code == GRPC_STATUS_OK) {
-        env.version = version;
-        code = account_evolve_proto(lc->s, &env, lc->st);
-    }
-    evcodec_payload_clear(&env);
-    if (code != GRPC_STATUS_OK)
-        log_error("account %s version %" PRId64 ": %s", lc->s->account_id, version, lc->st->msg);
-    return code != GRPC_STATUS_OK;
-}
-
-static void cache_key(const struct cmd *c, const char *account_id, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/%s", c->who.tenant_id, account_id);
+    e->accounts = c->env->accounts;
+    e->bell = c->env->bell;
+    e->snapshot_every = c->env->snapshot_every;
+    e->max_attempts = c->env->max_attempts;
 }
 
 grpc_status_code cmd_load_account(struct cmd *c, const char *account_id, int fresh,
                                   struct account_state *s, trpc_status *st)
 {
-    char key[128];
-    struct load_ctx lc = {s, st};
-    trpc_status lst;
+    struct cmdcore_env e;
 
-    cache_key(c, account_id, key, sizeof(key));
-    if (!fresh && aggcache_get(c->env->accounts, key, s))
-        return GRPC_STATUS_OK;
-    account_state_init(s);
-    if (store_load_stream(c->conn, c->who.tenant_id, ACCOUNT_AGGREGATE_TYPE, account_id, 0, 0, 1,
-                          load_row, &lc, &lst) != GRPC_STATUS_OK) {
-        *st = lst;
-        return st->code;
-    }
-    if (s->exists)
-        aggcache_put(c->env->accounts, key, s);
-    st->code = GRPC_STATUS_OK;
-    return GRPC_STATUS_OK;
+    core_env(c, &e);
+    return cmdcore_load_account(c->conn, &e, c->who.tenant_id, account_id, fresh, s, st);
 }
-
-/* ---- appending ---- */
 
 grpc_status_code cmd_append(struct cmd *c, const char *aggregate_type, const char *aggregate_id,
                             int64_t version, const Tally__V1__Event *env, const char *op_status,
                             json_t *snapshot, enum store_conflict *conflict, trpc_status *st)
 {
-    struct store_append a = {0};
-    struct store_event ev = {0};
+    struct cmdcore_env e;
+    struct cmdcore_write w = {0};
     struct store_position pos = {0};
-    char event_id[UUID_STR_SIZE];
-    json_t *data = NULL;
-    char *snap = NULL;
     uint8_t *template = NULL;
     Tally__V1__Position *p;
 
     *conflict = STORE_CONFLICT_NONE;
-    if (uuid_v7_new(event_id) != 0)
-        return trpc_status_set(st, GRPC_STATUS_INTERNAL, "no randomness available");
-    data = evcodec_payload_to_json(env, st);
-    if (data == NULL)
-        return st->code;
+    core_env(c, &e);
     /* the reply is packed after the handler returns: copy into the arena */
     c->result->operation_id = trpc_call_strdup(c->call, c->operation_id);
     c->result->version = version;
     c->result->correlation_id = trpc_call_strdup(c->call, c->correlation_id);
     c->result->position = NULL;
     if (c->idem_key) { /* the answer a retry gets, without the position */
-        a.idem_response_len = protobuf_c_message_get_packed_size(c->resp);
-        template = malloc(a.idem_response_len ? a.idem_response_len : 1);
-        if (template == NULL) {
-            trpc_status_set(st, GRPC_STATUS_INTERNAL, "out of memory");
-            goto out;
-        }
+        w.idem_response_len = protobuf_c_message_get_packed_size(c->resp);
+        template = malloc(w.idem_response_len ? w.idem_response_len : 1);
+        if (template == NULL)
+            return trpc_status_set(st, GRPC_STATUS_INTERNAL, "out of memory");
         protobuf_c_message_pack(c->resp, template);
-        a.idem_key = c->idem_key;
-        a.idem_hash = c->idem_hash;
-        a.idem_response = template;
+        w.idem_key = c->idem_key;
+        w.idem_hash = c->idem_hash;
+        w.idem_response = template;
     }
-    if (snapshot) {
-        snap = json_dumps(snapshot, JSON_COMPACT);
-        if (snap == NULL) {
-            trpc_status_set(st, GRPC_STATUS_INTERNAL, "out of memory");
-            goto out;
-        }
-        a.snapshot_aggregate_type = aggregate_type;
-        a.snapshot_aggregate_id = aggregate_id;
-        a.snapshot_version = version;
-        a.snapshot_json = snap;
+    w.tenant_id = c->who.tenant_id;
+    w.operation_id = c->operation_id;
+    w.operation_kind = c->kind;
+    w.operation_status = op_status;
+    w.correlation_id = c->correlation_id;
+    w.causation_id = c->operation_id;
+    w.user_id = c->who.token_name;
+    if (cmdcore_append(c->conn, &e, &w, aggregate_type, aggregate_id, version, env, snapshot, &pos,
+                       conflict, st) == GRPC_STATUS_OK) {
+        p = (Tally__V1__Position *)trpc_call_new_message(c->call, &tally__v1__position__descriptor);
+        p->tx_id = pos.tx_id;
+        p->global_position = pos.global_position;
+        c->result->position = p;
     }
-    ev.event_id = event_id;
-    ev.aggregate_type = aggregate_type;
-    ev.aggregate_id = aggregate_id;
-    ev.version = version;
-    ev.event_type = evcodec_type_of(env->payload_case);
-    ev.event_version = env->event_version > 0 ? env->event_version : 1;
-    ev.data = data;
-    a.tenant_id = c->who.tenant_id;
-    a.operation_id = c->operation_id;
-    a.operation_kind = c->kind;
-    a.operation_status = op_status;
-    a.operation_aggregate_type = aggregate_type;
-    a.operation_aggregate_id = aggregate_id;
-    a.correlation_id = c->correlation_id;
-    a.causation_id = c->operation_id;
-    a.user_id = c->who.token_name;
-    a.events = &ev;
-    a.n_events = 1;
-    if (store_append(c->conn, &a, &pos, conflict, st) != GRPC_STATUS_OK)
-        goto out;
-    p = (Tally__V1__Position *)trpc_call_new_message(c->call, &tally__v1__position__descriptor);
-    p->tx_id = pos.tx_id;
-    p->global_position = pos.global_position;
-    c->result->position = p;
-    if (c->env->bell)
-        doorbell_ring(c->env->bell);
-out:
-    json_decref(data);
-    free(snap);
     free(template);
     return st->code;
+}
+
+/* ---- one account command: cmdcore_account with this call's hooks ---- */
+
+static int call_cancelled(void *arg)
+{
+    struct cmd *c = arg;
+
+    return trpc_call_is_cancelled(c->call);
+}
+
+static grpc_status_code append_account(void *arg, const char *account_id, int64_t version,
+                                       const Tally__V1__Event *env, json_t *snapshot,
+                                       enum store_conflict *conflict, trpc_status *st)
+{
+    return cmd_append(arg, ACCOUNT_AGGREGATE_TYPE, account_id, version, env, "SUCCEEDED", snapshot,
+                      conflict, st);
 }
 
 grpc_status_code cmd_account(struct cmd *c, const char *account_id, const char *payment_id,
                              cmd_account_decide_fn decide, const void *arg, trpc_status *st)
 {
-    char key[128];
-    int fresh = 0;
+    struct cmdcore_env e;
+    struct cmdcore_account_cmd cmd = {0};
+    enum cmdcore_result result;
 
-    cache_key(c, account_id, key, sizeof(key));
-    for (int attempt = 0; attempt < c->env->max_attempts; attempt++) {
-        struct account_state s, next;
-        struct account_payment_info payment;
-        struct account_event ev;
-        struct account_event_pb pb;
-        Tally__V1__Event env = TALLY__V1__EVENT__INIT;
-        enum store_conflict conflict;
-        json_t *snapshot = NULL;
-        grpc_status_code code;
-
-        if (trpc_call_is_cancelled(c->call))
-            return trpc_status_set(st, GRPC_STATUS_CANCELLED, "call cancelled");
-        if (cmd_load_account(c, account_id, fresh, &s, st) != GRPC_STATUS_OK)
-            return st->code;
-        if (c->has_expected && s.version != c->expected_version) {
-            if (!fresh) { /* the cache may be behind: ask the log */
-                fresh = 1;
-                attempt--;
-                continue;
-            }
-            return trpc_status_set(st, GRPC_STATUS_ABORTED,
-                                   "expected version %" PRId64 ", current version %" PRId64,
-                                   c->expected_version, s.version);
-        }
-        account_payment_info_init(&payment);
-        if (payment_id) {
-            struct store_payment sp;
-
-            if (store_payment_find(c->conn, c->who.tenant_id, account_id, payment_id, &sp, st) !=
-                GRPC_STATUS_OK)
-                return st->code;
-            payment.exists = sp.found;
-            payment.amount = sp.amount;
-            payment.refunded = sp.refunded;
-            memcpy(payment.currency, sp.currency, sizeof(payment.currency));
-        }
-        if (decide(&s, payment_id ? &payment : NULL, arg, &ev, st) != GRPC_STATUS_OK) {
-            if (st->code == GRPC_STATUS_NOT_FOUND && !fresh) {
-                fresh = 1; /* a miss is never cached, but be sure */
-                attempt--;
-                continue;
-            }
-            return cmd_fail(c, st);
-        }
-        next = s;
-        if (account_evolve(&next, &ev, st) != GRPC_STATUS_OK)
-            return st->code;
-        account_event_to_proto(&ev, &pb, &env);
-        if (c->env->snapshot_every > 0 && next.version % c->env->snapshot_every == 0)
-            snapshot = account_state_to_json(&next);
-        code = cmd_append(c, ACCOUNT_AGGREGATE_TYPE, account_id, next.version, &env, "SUCCEEDED",
-                          snapshot, &conflict, st);
-        json_decref(snapshot);
-        if (code == GRPC_STATUS_OK) {
-            aggcache_put(c->env->accounts, key, &next);
-            return GRPC_STATUS_OK;
-        }
-        switch (conflict) {
-        case STORE_CONFLICT_VERSION:
-            aggcache_remove(c->env->accounts, key);
-            fresh = 1;
-            log_debug("rpc=%s account=%s: version %" PRId64 " taken, retrying", c->kind, account_id,
-                      next.version);
-            continue;
-        case STORE_CONFLICT_IDEMPOTENCY:
-            return cmd_replay_stored(c, st);
-        default:
-            return st->code;
-        }
+    core_env(c, &e);
+    cmd.tenant_id = c->who.tenant_id;
+    cmd.account_id = account_id;
+    cmd.payment_id = payment_id;
+    cmd.has_expected = c->has_expected;
+    cmd.expected_version = c->expected_version;
+    cmd.kind = c->kind;
+    cmd.decide = decide;
+    cmd.decide_arg = arg;
+    cmd.append = append_account;
+    cmd.append_arg = c;
+    cmd.cancelled = call_cancelled;
+    cmd.cancelled_arg = c;
+    cmdcore_account(c->conn, &e, &cmd, &result, NULL, st);
+    switch (result) {
+    case CMDCORE_APPENDED:
+        return GRPC_STATUS_OK;
+    case CMDCORE_REJECTED:
+        return cmd_fail(c, st);
+    case CMDCORE_DUPLICATE:
+        return cmd_replay_stored(c, st);
+    default:
+        return st->code;
     }
-    return trpc_status_set(st, GRPC_STATUS_ABORTED,
-                           "too many concurrent writes to account %s, try again", account_id);
 }

@@ -7,7 +7,8 @@
  *               check expected_version, decide, append the event with its
  *               outbox, operation, idempotency and snapshot rows in one
  *               statement, retry a bounded number of times on a concurrent
- *               write, ring the doorbell;
+ *               write, ring the doorbell (the non-gRPC core of this is
+ *               server/lib/cmdcore.h, shared with the transfer saga);
  *   cmd_fail:   remember a business failure under the idempotency key.
  *
  * One struct cmd per call, on the handler's stack. The handler runs on a
@@ -24,6 +25,7 @@
 #include "account.h"
 #include "aggcache.h"
 #include "auth.h"
+#include "cmdcore.h"
 #include "doorbell.h"
 #include "pg.h"
 #include "store.h"
@@ -89,10 +91,7 @@ grpc_status_code cmd_begin(struct cmd *c, trpc_call *call, const char *kind,
                            enum cmd_begin_result *r, trpc_status *st);
 
 /* Decides one account event on the current state (arg is the handler's). */
-typedef grpc_status_code (*cmd_account_decide_fn)(const struct account_state *s,
-                                                  const struct account_payment_info *payment,
-                                                  const void *arg, struct account_event *out,
-                                                  trpc_status *st);
+typedef cmdcore_decide_fn cmd_account_decide_fn;
 
 /* Runs an account command: account_id must already be checked (lower
  * case); payment_id non-NULL loads that payment's info for the decision.
