@@ -84,13 +84,20 @@ cleanup() {
     fi
     rm -rf "$work"
     echo "$passed passed, $failed failed"
+    if [ -n "$signal" ]; then
+        # die of the signal, so that ctest and the shells above see an interrupt
+        trap - EXIT "$signal"
+        kill -s "$signal" $$
+    fi
     if [ $failed -gt 0 ] || [ $passed -eq 0 ]; then
         exit 1
     fi
     exit $rc
 }
+signal=""
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'signal=INT; exit 130' INT
+trap 'signal=TERM; exit 143' TERM
 
 step() {
     # step NAME CMD...: one harness step; a failure ends the run

@@ -82,10 +82,16 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:report_
 read -r -a extra <<<"${CTEST_ARGS:-}"
 for preset in debug asan; do
     echo "==== ctest --preset $preset"
-    if ctest --preset "$preset" --no-tests=error "${extra[@]}"; then
+    if ctest --preset "$preset" --no-tests=error "${extra[@]}" | tee "$tmp/ctest.log"; then
         results+=("ctest-$preset ok")
     else
         results+=("ctest-$preset FAILED")
         status=1
+    fi
+    # ctest survives ^C (it marks the running test INTERRUPT and goes on), and so would
+    # this script: bash ignores a SIGINT that its foreground child handled.
+    if grep -q '(INTERRUPT)$' "$tmp/ctest.log"; then
+        results+=("interrupted")
+        exit 130
     fi
 done
