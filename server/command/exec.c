@@ -255,6 +255,11 @@ grpc_status_code cmd_begin(struct cmd *c, trpc_call *call, const char *kind,
         if (text_check("idempotency_key", idem_key, 1, TALLY_MAX_IDEMPOTENCY_BYTES, st) !=
             GRPC_STATUS_OK)
             return st->code;
+        if (strncmp(idem_key, CMDCORE_RESERVED_KEY_PREFIX,
+                    sizeof(CMDCORE_RESERVED_KEY_PREFIX) - 1) == 0)
+            return trpc_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                                   "idempotency keys starting with \"%s\" are reserved",
+                                   CMDCORE_RESERVED_KEY_PREFIX);
         c->idem_key = idem_key;
         if (request_hash(c, req, st) != GRPC_STATUS_OK)
             return st->code;

@@ -84,7 +84,8 @@ enum cmd_begin_result {
  * none). resp is the handler's reply; result NULL means resp is itself a
  * CommandResponse, else the handler's result sub-message, allocated here.
  * Returns OK with *r = CMD_PROCEED to go on; OK or a stored error with
- * *r = CMD_REPLAYED for a replay; or an error (with st) to return. */
+ * *r = CMD_REPLAYED for a replay; or an error (with st) to return (a key
+ * with CMDCORE_RESERVED_KEY_PREFIX is INVALID_ARGUMENT). */
 grpc_status_code cmd_begin(struct cmd *c, trpc_call *call, const char *kind,
                            const ProtobufCMessage *req, const char *idem_key,
                            const Google__Protobuf__Int64Value *expected, ProtobufCMessage *resp,

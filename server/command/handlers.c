@@ -388,7 +388,8 @@ static grpc_status_code transfer(trpc_call *call, const Tally__V1__TransferReque
         transfer_state_init(&t);
         if (transfer_decide_request(&t, id, src, dst, &s, &d, req->amount, req->reference, &ev,
                                     &st) != GRPC_STATUS_OK) {
-            if (st.code == GRPC_STATUS_NOT_FOUND && !fresh) {
+            /* a refusal on cached states is confirmed against the log */
+            if (st.code != GRPC_STATUS_INVALID_ARGUMENT && !fresh) {
                 fresh = 1;
                 continue;
             }

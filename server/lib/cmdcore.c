@@ -228,8 +228,11 @@ grpc_status_code cmdcore_account(PGconn *conn, const struct cmdcore_env *env,
         }
         if (cmd->decide(&s, cmd->payment_id ? &payment : NULL, cmd->decide_arg, &ev, st) !=
             GRPC_STATUS_OK) {
-            if (st->code == GRPC_STATUS_NOT_FOUND && !fresh) {
-                fresh = 1; /* a miss is never cached, but be sure */
+            /* a refusal decided on cached state may rest on a stale entry
+               (another process wrote since): confirm it against the log
+               before it is final (and stored under an idempotency key) */
+            if (st->code != GRPC_STATUS_INVALID_ARGUMENT && !fresh) {
+                fresh = 1;
                 attempt--;
                 continue;
             }

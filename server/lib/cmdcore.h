@@ -35,6 +35,12 @@
 #include "transfer.h"
 #include "trpc.h"
 
+/* Idempotency keys with this prefix belong to the transfer saga
+ * ("saga:<transfer_id>:<step>", projector/saga.h): a client key may not
+ * start with it (tally-command answers INVALID_ARGUMENT), so a client can
+ * never take a saga step's key and stall a transfer. */
+#define CMDCORE_RESERVED_KEY_PREFIX "saga:"
+
 /* Process-wide collaborators (borrowed; any may be shared by threads). */
 struct cmdcore_env {
     aggcache *accounts; /* struct account_state by "tenant/account"; NULL = no cache */
@@ -150,8 +156,9 @@ enum cmdcore_result {
  * evolve, snapshot every env->snapshot_every versions, append; on a version
  * conflict drop the cache entry, reload from the log and go again, at most
  * env->max_attempts times (then ABORTED "too many concurrent writes to
- * account ..., try again"). A NOT_FOUND decision on cached state is retried
- * once on fresh state. On APPENDED the cache holds the new state and *after
+ * account ..., try again"). A refusal decided on cached state (anything but
+ * INVALID_ARGUMENT) is decided again on fresh state from the log: only a
+ * refusal of the log's state is final. On APPENDED the cache holds the new state and *after
  * (may be NULL) is that state. *result is always set. Returns st->code. */
 grpc_status_code cmdcore_account(PGconn *conn, const struct cmdcore_env *env,
                                  const struct cmdcore_account_cmd *cmd, enum cmdcore_result *result,
