@@ -6,6 +6,7 @@
 #define _GNU_SOURCE /* close_range, _Fork, setgroups */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -254,9 +255,62 @@ static void on_fatal_signal(int sig)
     raise(sig);
 }
 
+/* The first number in path, or 0. */
+static long read_pid(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    return pid;
+}
+
+static int pid_alive(long pid)
+{
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+/* Removes the folders of test processes that died without cleaning up (a
+ * SIGKILL, a crash, a sanitizer's _exit): their owner is gone and so is
+ * their postmaster. A folder without an owner file yet is left alone. */
+static void sweep_stale_folders(void)
+{
+    DIR *dir = opendir("/tmp");
+    struct dirent *e;
+
+    if (dir == NULL)
+        return;
+    while ((e = readdir(dir)) != NULL) {
+        char path[300], file[400];
+        long pid;
+
+        if (strncmp(e->d_name, "tally-test-", 11) != 0 || strlen(e->d_name) > 64)
+            continue;
+        snprintf(path, sizeof(path), "/tmp/%s", e->d_name);
+        if (strcmp(path, h.root) == 0)
+            continue;
+        snprintf(file, sizeof(file), "%s/owner", path);
+        pid = read_pid(file);
+        if (pid <= 0 || pid_alive(pid))
+            continue;
+        snprintf(file, sizeof(file), "%s/pg/data/postmaster.pid", path);
+        pid = read_pid(file);
+        if (pid > 0 && pid_alive(pid))
+            continue;
+        nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    closedir(dir);
+}
+
 static int init(void)
 {
-    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGABRT, SIGSEGV, SIGBUS, SIGFPE};
+    char owner[128];
+    FILE *f;
     static char rm_path[] = "/bin/rm", rm_flags[] = "-rf";
 
     if (h.initialized)
@@ -271,6 +325,13 @@ static int init(void)
         say("chmod %s: %s", h.root, strerror(errno));
         return -1;
     }
+    snprintf(owner, sizeof(owner), "%s/owner", h.root);
+    f = fopen(owner, "w");
+    if (f == NULL || (fprintf(f, "%ld\n", (long)getpid()) < 0) + (fclose(f) != 0) != 0) {
+        say("cannot write %s", owner);
+        return -1;
+    }
+    sweep_stale_folders();
     h.rm_argv[0] = rm_path;
     h.rm_argv[1] = rm_flags;
     h.rm_argv[2] = h.root;

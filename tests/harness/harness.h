@@ -11,9 +11,14 @@
  * exit; it also gets SIGQUIT if this process dies (PR_SET_PDEATHSIG).
  *
  * Every child (postgres, daemons, tally-admin) writes its output to files in
- * one temporary folder per test process, never to a pipe; the folder is
- * removed at exit unless TALLY_TEST_KEEP=1. Daemons still running at exit are
- * killed, and a daemon dies with this process (PR_SET_PDEATHSIG).
+ * one temporary folder per test process (/tmp/tally-test-XXXXXX), never to a
+ * pipe; the folder is removed at exit unless TALLY_TEST_KEEP=1. Daemons still
+ * running at exit are killed, and a daemon dies with this process
+ * (PR_SET_PDEATHSIG). On SIGINT, SIGTERM, SIGHUP, SIGABRT, SIGSEGV, SIGBUS
+ * and SIGFPE (unless the test handles them) the children are killed and the
+ * folder removed before the signal takes its course. A folder left behind
+ * anyway (SIGKILL, a sanitizer's _exit) is removed by the next test process
+ * that uses the harness, once its owner and its postmaster are gone.
  *
  * Failing to get a database is an error the caller must treat as a test
  * failure (CU_ASSERT_FATAL), never a skip. Every function prints the reason

@@ -300,10 +300,12 @@ static void test_killed_test_process_takes_its_children_along(void)
         CU_ASSERT(postmaster > 0);
         CU_ASSERT(gone_within(postmaster, 30000));
     }
-    /* only the folder stays behind a SIGKILL */
+    /* only the folder stays behind a SIGKILL, until the next test process
+     * that uses the harness sweeps it */
+    CU_ASSERT_EQUAL(access(tmpdir, F_OK), 0);
     CU_ASSERT_EQUAL(
-        harness_run((const char *const[]){"/bin/rm", "-rf", tmpdir, NULL}, NULL, 60000, NULL, NULL),
-        0);
+        harness_run((const char *const[]){self, "--tmpdir", NULL}, NULL, 10000, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(access(tmpdir, F_OK), -1);
 }
 
 static CU_TestInfo run_tests[] = {
@@ -346,6 +348,8 @@ static int child_mode(const char *mode)
 
     if (strcmp(mode, "--probe-db") == 0)
         return harness_db_create(db) == 0 ? 0 : 1;
+    if (strcmp(mode, "--tmpdir") == 0)
+        return harness_tmpdir() != NULL ? 0 : 1;
     if (harness_db_create(db) != 0 || harness_daemon_start(&d, HARNESS_COMMAND, db, NULL, NULL))
         return 3;
     printf("%ld %ld %s\n", (long)d.pid, (long)postmaster_pid(harness_tmpdir()), harness_tmpdir());
