@@ -20,7 +20,7 @@
 
 /* Name of the read model's checkpoint row, and the channel the projector
  * notifies after each committed batch. */
-#define QRY_CHECKPOINT "read_model"
+#define QRY_CHECKPOINT "rm"
 #define QRY_CHANNEL    "tally_projected"
 
 /* Page sizes (documented in query.proto). */

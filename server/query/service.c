@@ -6,12 +6,16 @@
 #include "log.h"
 #include "log_rpcs.h"
 #include "qexec.h"
+#include "rm_rpcs.h"
 
 static struct qry_env env;
 
-/* RPCs of the read model arrive with the projector's query tables; until
- * then the runtime answers them UNIMPLEMENTED. */
 static const Tally__V1__QueryService_TrpcHandlers handlers = {
+    .get_account = qry_get_account,
+    .list_accounts = qry_list_accounts,
+    .list_entries = qry_list_entries,
+    .get_transfer = qry_get_transfer,
+    .get_tenant_usage = qry_get_tenant_usage,
     .get_operation = qry_get_operation,
     .get_account_at = qry_get_account_at,
     .read_stream = qry_read_stream,
