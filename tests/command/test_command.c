@@ -129,6 +129,8 @@ static void daemon_stop_checked(int line)
     status = harness_daemon_stop(&fx.d, STOP_MS);
     fx.running = 0;
     CHECK(line, status == 0);
+    if (fx.d.stop_ms > 3000) /* a hint for whoever wonders where the time goes */
+        fprintf(stderr, "(%s took %ld ms to exit) ", fx.d.name, fx.d.stop_ms);
     log = harness_daemon_log(&fx.d);
     CHECK(line, log != NULL);
     dirty =
