@@ -4,10 +4,12 @@
 #include "tally/v1/subscription.trpc.h"
 
 #include "log.h"
+#include "subscribe.h"
 
-/* The SubscriptionService handlers. A NULL member is answered UNIMPLEMENTED by
- * the runtime; each RPC fills its member as it is implemented. */
-static const Tally__V1__SubscriptionService_TrpcHandlers handlers = {0};
+/* The SubscriptionService handlers. */
+static const Tally__V1__SubscriptionService_TrpcHandlers handlers = {
+    .subscribe = subscribe_rpc,
+};
 
 int projector_service_register(trpc_server *srv, const struct config *cfg)
 {

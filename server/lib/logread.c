@@ -219,7 +219,7 @@ grpc_status_code logread_all(PGconn *conn, const char *tenant_id, struct store_p
         "            AND ($6::text[] IS NULL OR e.event_type LIKE ANY($6::text[]))"
         "            AND ($7::text IS NULL OR e.correlation_id = $7)) AS matched"
         "          FROM events e"
-        "         WHERE e.tenant_id = $1::uuid"
+        "         WHERE ($1::uuid IS NULL OR e.tenant_id = $1::uuid)"
         "           AND (e.tx_id, e.global_position) > ($2::xid8, $3::bigint)"
         "           AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())"
         "         ORDER BY e.tx_id, e.global_position"
@@ -252,7 +252,7 @@ grpc_status_code logread_all(PGconn *conn, const char *tenant_id, struct store_p
     values[7] = pg_int64_param(scanbuf, scan_limit);
     res = PQexecParams(conn, sql, 8, NULL, values, NULL, NULL, 0);
     if (pg_check(res, PGRES_TUPLES_OK, N_EVENT_COLUMNS + 2, st, "could not read the event log",
-                 "read all tenant=%s", tenant_id) != GRPC_STATUS_OK)
+                 "read all tenant=%s", tenant_id ? tenant_id : "(all)") != GRPC_STATUS_OK)
         goto out;
     if (deliver(res, N_EVENT_COLUMNS, N_EVENT_COLUMNS + 1, limit, fn, arg, &delivered, &last_row,
                 st) != GRPC_STATUS_OK)

@@ -40,8 +40,9 @@ struct logread_page {
     int delivered;              /* events given to the callback */
 };
 
-/* The tenant's events strictly after `after` ({0,0} = from the start), in
- * log order, only those behind the fence, matching filter (NULL = all):
+/* The tenant's events (tenant_id NULL: every tenant's, for the Subscribe
+ * tail) strictly after `after` ({0,0} = from the start), in log order, only
+ * those behind the fence, matching filter (NULL = all):
  * at most `limit` (1..LOGREAD_MAX_LIMIT) delivered, at most scan_limit rows
  * scanned. page->next is the last delivered event's position when the
  * limit was reached, else the last scanned row's (so a filter that matches

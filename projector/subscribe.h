@@ -1,0 +1,55 @@
+/* subscribe.h - tally.v1.SubscriptionService.Subscribe (subscription.proto
+ * is the contract; DESIGN §7).
+ *
+ * A subscription reads its tenant's events from the table after its start
+ * (catch-up, on the pool thread that runs the handler: blocking sends give
+ * natural backpressure), sends `caught_up` once its position is inside the
+ * live ring's window (ring.h), and is then served by the tail thread
+ * (tail.h) from the ring, without holding a thread: the handler detaches the
+ * stream. A live subscriber whose stream queue is full is skipped until the
+ * runtime says it drained (on_writable) and resumes from its ring cursor; one
+ * that the ring overtakes meanwhile gets `fell_behind` and catches up from
+ * the table again on a catch-up worker (never blocking on a slow client)
+ * until it re-enters the ring. Every message carries or follows a position
+ * and positions only grow, so there is never a gap or a duplicate, at the
+ * seam included. A subscriber's state is a few hundred bytes; the ring is
+ * shared, the stream's own queue (16 messages) bounds what it holds.
+ *
+ * Requests: start START_BEGINNING/UNSPECIFIED, START_END (after the newest
+ * committed event behind the fence when the call starts), START_AFTER with
+ * `after` (required, global_position >= 0; `after` is refused with any other
+ * start); filter as logread_filter_check; checkpoint_interval_events
+ * 0..1000000 (0 = 1000), checkpoint_interval_seconds 0..3600 (0 = 5),
+ * heartbeat_interval_seconds 0..3600 (0 = 15); otherwise INVALID_ARGUMENT.
+ * The token's tenant scopes the stream. Client cancel frees everything;
+ * server shutdown ends open streams with UNAVAILABLE (trpc_server_shutdown).
+ *
+ * Process settings (environment, read once by subscribe_setup):
+ *   TALLY_SUBSCRIBE_RING     ring capacity in events, 16..10000000 (10000)
+ *   TALLY_SUBSCRIBE_POLL_MS  the tail's safety-net poll, 10..60000 (200)
+ *   TALLY_SUBSCRIBE_WORKERS  catch-up workers for fallen-behind subscribers,
+ *                            1..64 (2); each has a database connection */
+#ifndef PROJECTOR_SUBSCRIBE_H
+#define PROJECTOR_SUBSCRIBE_H
+
+#include "tally/v1/subscription.pb-c.h"
+
+#include "config.h"
+#include "trpc.h"
+
+/* Starts the tail thread and the catch-up workers, and sets opts'
+ * worker_init/worker_fini (each pool thread gets a database connection).
+ * Call once, from main, before trpc_server_new(opts). cfg must outlive the
+ * service. Returns 0, or -1 (logged; subscribe_teardown is still safe). */
+int subscribe_setup(const struct config *cfg, trpc_server_opts *opts);
+
+/* The Subscribe handler (for the generated handler table). */
+grpc_status_code subscribe_rpc(trpc_call *call, const Tally__V1__SubscribeRequest *req,
+                               trpc_stream *out);
+
+/* Stops the tail and the workers and frees everything. Call after
+ * trpc_server_shutdown (which waits until every stream has finished). Safe
+ * after a failed or missing setup. */
+void subscribe_teardown(void);
+
+#endif /* PROJECTOR_SUBSCRIBE_H */
