@@ -180,6 +180,16 @@ async function flow(t, anon) {
         credit.transferCredited.amount.minorUnits === '3000', 'credit is not 30.00 EUR to bob');
       return evs;
     });
+    // The balances above are only guaranteed if the token covers the saga's legs.
+    if (events) {
+      await check('Transfer wait=true: its position covers TransferCompleted (read-your-writes)', () => {
+        const done = events[events.length - 1].position;
+        expect(!before(posKey(tr.result.position), posKey(done)),
+          `position (${posKey(tr.result.position).join(', ')}) is before TransferCompleted's ` +
+          `(${posKey(done).join(', ')}): ` +
+          'min_position does not cover the debit and credit');
+      });
+    }
     await check('ListEventsByCorrelation: the same events', async () => {
       const r = await t.query.ListEventsByCorrelation({ correlationId: corr });
       const got = r.events.map((e) => e.eventType);

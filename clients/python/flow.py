@@ -162,6 +162,17 @@ def flow(t, anon, checks):
     if tr:
         events = run("Subscribe by correlation id: " + ", ".join(TRANSFER_EVENTS), subscribe)
 
+        # The balances above are only guaranteed if the token covers the saga's legs.
+        def token_covers_outcome():
+            done = events[-1].position
+            expect(pos_key(tr.result.position) >= pos_key(done),
+                   f"position {pos_key(tr.result.position)} is before TransferCompleted's "
+                   f"{pos_key(done)}: min_position does not cover the debit and credit")
+
+        if events:
+            run("Transfer wait=true: its position covers TransferCompleted (read-your-writes)",
+                token_covers_outcome)
+
         def by_correlation():
             r = t.query.ListEventsByCorrelation(
                 pb.ListEventsByCorrelationRequest(correlation_id=corr))

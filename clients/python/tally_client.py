@@ -58,8 +58,10 @@ def _modules():
         mod = importlib.import_module(f"tally.v1.{f}_pb2")
         for name in mod.DESCRIPTOR.message_types_by_name:
             setattr(pb, name, getattr(mod, name))
-        for name in mod.DESCRIPTOR.enum_types_by_name:
+        for name, enum in mod.DESCRIPTOR.enum_types_by_name.items():
             setattr(pb, name, getattr(mod, name))
+            for value in enum.values:  # top-level enum values, as in the _pb2 module
+                setattr(pb, value.name, value.number)
     grpc_mods = {s: importlib.import_module(f"tally.v1.{s}_pb2_grpc") for s in SERVICES}
     return pb, grpc_mods
 
@@ -100,7 +102,8 @@ class Tally:
 
     command, query, subscription: the generated CommandService, QueryService and
     SubscriptionService stubs, authenticated with `token` (None: no authorization header,
-    every call is UNAUTHENTICATED). pb: every tally.v1 message and enum by name.
+    every call is UNAUTHENTICATED). pb: every tally.v1 message, enum and top-level enum
+    value by name (pb.Money, pb.OperationStatus, pb.OPERATION_STATUS_SUCCEEDED).
     timeout: the default deadline of each call in seconds (a stream's whole life).
     Thread safety: as grpc's channels and stubs (safe to share)."""
 

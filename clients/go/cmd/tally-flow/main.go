@@ -265,6 +265,18 @@ func flow(t, anon *tallyclient.Client, c *checks) {
 			}
 			return "", nil
 		})
+		// The balances above are only guaranteed if the token covers the saga's legs.
+		if subscribed {
+			c.run("Transfer wait=true: its position covers TransferCompleted (read-your-writes)", func() (string, error) {
+				done := events[len(events)-1].GetPosition()
+				if tallyclient.Before(tr.GetResult().GetPosition(), done) {
+					p := tr.GetResult().GetPosition()
+					return "", fail("position (%d, %d) is before TransferCompleted's (%d, %d): min_position does not cover the debit and credit",
+						p.GetTxId(), p.GetGlobalPosition(), done.GetTxId(), done.GetGlobalPosition())
+				}
+				return "", nil
+			})
+		}
 		c.run("ListEventsByCorrelation: the same events", func() (string, error) {
 			ctx, cancel := timeout(callTimeout)
 			defer cancel()
