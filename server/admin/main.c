@@ -1,5 +1,6 @@
 /* tally-admin - the operator's tool: applies migrations, creates and lists
- * tenants, creates, lists and revokes API tokens.
+ * tenants, creates, lists and revokes API tokens, lists dead letters and
+ * asks the projector to retry them.
  *
  * Output is for scripts: results on stdout (one record per line, fields
  * separated by tabs), errors as one line "tally-admin: ..." on stderr. Exit
@@ -55,6 +56,10 @@ static const char usage_main[] =
     "                                           create a token, print it once\n"
     "  token list --tenant T                    list a tenant's tokens (never the secret)\n"
     "  token revoke TOKEN_ID                    revoke a token\n"
+    "  dead-letters list [--all] [--projection P]\n"
+    "                                           list the projector's dead letters\n"
+    "  dead-letters retry ID|--all [--projection P]\n"
+    "                                           ask the projector to retry them\n"
     "\n"
     "options (accepted by every command):\n"
     "  --db CONNINFO      libpq conninfo or URL (env TALLY_DATABASE_URL;\n"
@@ -128,6 +133,42 @@ static const char usage_token_revoke[] =
     "usage: tally-admin token revoke TOKEN_ID [--db CONNINFO]\n"
     "\n"
     "Revokes the token (revoking twice is fine). Prints \"revoked TOKEN_ID\".\n";
+
+static const char usage_dead_letters[] =
+    "usage: tally-admin dead-letters list [--all] [--projection P]\n"
+    "       tally-admin dead-letters retry ID|--all [--projection P]\n"
+    "\n"
+    "An event a projection kept failing on is parked as a dead letter, and the\n"
+    "later events of its aggregate wait behind it (sequenced), while the other\n"
+    "aggregates go on. Projections: rm (the read model), saga (the transfer\n"
+    "saga; its aggregate is the transfer).\n"
+    "\n"
+    "list   one line per dead letter, oldest first: ID<TAB>PROJECTION<TAB>\n"
+    "       TX_ID/POSITION<TAB>TENANT<TAB>AGGREGATE_TYPE/ID<TAB>EVENT_TYPE<TAB>\n"
+    "       ATTEMPTS<TAB>STATE<TAB>ERROR, STATE being failed, queued:ID (waits\n"
+    "       behind dead letter ID), retrying or resolved (with --all only)\n"
+    "retry  asks the projector to apply again, in log order, every unresolved\n"
+    "       dead letter of the aggregate of ID (or of all aggregates with\n"
+    "       --all); a letter that fails again stays, with one more attempt\n";
+
+static const char usage_dead_letters_list[] =
+    "usage: tally-admin dead-letters list [--all] [--projection P] [--db CONNINFO]\n"
+    "\n"
+    "Prints the unresolved dead letters (--all: the resolved ones too), oldest\n"
+    "first: ID<TAB>PROJECTION<TAB>TX_ID/POSITION<TAB>TENANT<TAB>\n"
+    "AGGREGATE_TYPE/ID<TAB>EVENT_TYPE<TAB>ATTEMPTS<TAB>STATE<TAB>ERROR\n"
+    "STATE: failed | queued:ID | retrying | resolved.\n"
+    "\n"
+    "  --projection P  only projection P (rm, saga)\n";
+
+static const char usage_dead_letters_retry[] =
+    "usage: tally-admin dead-letters retry ID|--all [--projection P] [--db CONNINFO]\n"
+    "\n"
+    "Asks the projector to retry the unresolved dead letters of the aggregate\n"
+    "of dead letter ID (all of them, in log order: the later ones wait behind\n"
+    "the first), or of every aggregate with --all (of projection P only, with\n"
+    "--projection), and wakes it. Prints \"retry requested for N dead\n"
+    "letter(s)\". Watch the outcome with `dead-letters list`.\n";
 
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -584,6 +625,160 @@ out:
     return rc;
 }
 
+/* ---- dead letters ---- */
+
+static int parse_dead_letter_opts(int argc, char **argv, struct common *c, const char *cmd,
+                                  const char *usage, int *all, const char **projection, char **pos,
+                                  int maxpos, int *npos)
+{
+    static const struct option longopts[] = {COMMON_LONGOPTS,
+                                             {"all", no_argument, NULL, 'a'},
+                                             {"projection", required_argument, NULL, 'p'},
+                                             {NULL, 0, NULL, 0}};
+    int opt, r;
+
+    opts_reset();
+    while ((opt = next_opt(argc, argv, longopts, cmd, 0)) != -1) {
+        if (opt == '?')
+            return EXIT_USAGE;
+        if (opt == 'a') {
+            *all = 1;
+            continue;
+        }
+        if (opt == 'p') {
+            *projection = optarg;
+            continue;
+        }
+        r = common_opt(opt, c, cmd, usage);
+        if (r != 0)
+            return r;
+    }
+    if (argc - optind > maxpos)
+        return usage_error(cmd, "unexpected argument \"%s\"", argv[optind + maxpos]);
+    *npos = argc - optind;
+    for (int i = 0; i < *npos; i++)
+        pos[i] = argv[optind + i];
+    return 0;
+}
+
+static int cmd_dead_letters_list(int argc, char **argv, struct common *c)
+{
+    static const char sql[] =
+        "SELECT id, projection, tx_id::text || '/' || global_position, tenant_id,"
+        "       aggregate_type || '/' || aggregate_id, COALESCE(event_type, ''), attempts,"
+        "       CASE WHEN resolved_at IS NOT NULL THEN 'resolved'"
+        "            WHEN retry_requested_at IS NOT NULL THEN 'retrying'"
+        "            WHEN queued_behind IS NOT NULL THEN 'queued:' || queued_behind"
+        "            ELSE 'failed' END, error"
+        "  FROM dead_letters"
+        " WHERE ($1::boolean OR resolved_at IS NULL) AND ($2::text IS NULL OR projection = $2)"
+        " ORDER BY projection, tx_id, global_position";
+    const char *projection = NULL;
+    const char *params[2];
+    char *pos[1];
+    trpc_status st;
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    int all = 0, npos, r, rc = EXIT_FAILURE;
+
+    r = parse_dead_letter_opts(argc, argv, c, "dead-letters list", usage_dead_letters_list, &all,
+                               &projection, pos, 0, &npos);
+    if (r != 0)
+        return r == -2 ? EXIT_SUCCESS : r;
+    conn = connect_db(c, 0);
+    if (conn == NULL)
+        return EXIT_FAILURE;
+    params[0] = all ? "true" : "false";
+    params[1] = projection;
+    res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
+    if (pg_check(res, PGRES_TUPLES_OK, 9, &st, "could not list dead letters",
+                 "admin: list dead letters") != GRPC_STATUS_OK) {
+        rc = status_failure(&st);
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        for (int f = 0; f < 8; f++)
+            printf("%s\t", PQgetvalue(res, i, f));
+        print_field(PQgetvalue(res, i, 8));
+        putchar('\n');
+    }
+    rc = EXIT_SUCCESS;
+out:
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
+static int cmd_dead_letters_retry(int argc, char **argv, struct common *c)
+{
+    /* every unresolved row of the aggregate of $1 (or of all aggregates):
+       a chain is retried as a whole, in log order */
+    static const char by_id[] =
+        "WITH target AS ("
+        "  SELECT projection, tenant_id, aggregate_type, aggregate_id, resolved_at"
+        "    FROM dead_letters WHERE id = $1::bigint"
+        "), upd AS ("
+        "  UPDATE dead_letters d SET retry_requested_at = now()"
+        "    FROM target t"
+        "   WHERE d.resolved_at IS NULL AND d.projection = t.projection"
+        "     AND d.tenant_id = t.tenant_id AND d.aggregate_type = t.aggregate_type"
+        "     AND d.aggregate_id = t.aggregate_id"
+        "  RETURNING d.id"
+        ") SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM target"
+        "          WHERE resolved_at IS NOT NULL), (SELECT count(*) FROM upd)";
+    static const char all_sql[] =
+        "WITH upd AS ("
+        "  UPDATE dead_letters SET retry_requested_at = now()"
+        "   WHERE resolved_at IS NULL AND ($1::text IS NULL OR projection = $1)"
+        "  RETURNING id"
+        ") SELECT 1, 0, count(*) FROM upd";
+    const char *projection = NULL;
+    const char *params[1];
+    char *pos[1];
+    char *end = NULL;
+    trpc_status st;
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    int all = 0, npos, r, rc = EXIT_FAILURE;
+
+    r = parse_dead_letter_opts(argc, argv, c, "dead-letters retry", usage_dead_letters_retry, &all,
+                               &projection, pos, 1, &npos);
+    if (r != 0)
+        return r == -2 ? EXIT_SUCCESS : r;
+    if (all == (npos == 1))
+        return usage_error("dead-letters retry", "give either ID or --all");
+    if (npos == 1 && (strtoll(pos[0], &end, 10) <= 0 || *end != '\0'))
+        return usage_error("dead-letters retry", "\"%.64s\" is not a dead letter id", pos[0]);
+    conn = connect_db(c, 0);
+    if (conn == NULL)
+        return EXIT_FAILURE;
+    params[0] = all ? projection : pos[0];
+    res = PQexecParams(conn, all ? all_sql : by_id, 1, NULL, params, NULL, NULL, 0);
+    if (pg_check(res, PGRES_TUPLES_OK, 3, &st, "could not request the retry",
+                 "admin: retry dead letters") != GRPC_STATUS_OK) {
+        rc = status_failure(&st);
+        goto out;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
+        rc = failure("dead letter %s not found", pos[0]);
+        goto out;
+    }
+    if (strcmp(PQgetvalue(res, 0, 1), "0") != 0) {
+        rc = failure("dead letter %s is resolved already", pos[0]);
+        goto out;
+    }
+    printf("retry requested for %s dead letter%s\n", PQgetvalue(res, 0, 2),
+           strcmp(PQgetvalue(res, 0, 2), "1") == 0 ? "" : "s");
+    PQclear(res);
+    /* a wake-up for the projector (it also looks every second) */
+    res = PQexecParams(conn, "SELECT pg_notify('tally_outbox', '')", 0, NULL, NULL, NULL, NULL, 0);
+    rc = EXIT_SUCCESS;
+out:
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
 struct action {
     const char *name;
     int (*run)(int argc, char **argv, struct common *c);
@@ -615,6 +810,8 @@ int main(int argc, char **argv)
                                                   {"list", cmd_token_list},
                                                   {"revoke", cmd_token_revoke},
                                                   {NULL, NULL}};
+    static const struct action dead_letter_actions[] = {
+        {"list", cmd_dead_letters_list}, {"retry", cmd_dead_letters_retry}, {NULL, NULL}};
     struct common c = {NULL};
     const char *cmd;
     int opt, r;
@@ -645,5 +842,7 @@ int main(int argc, char **argv)
         return run_group(argc, argv, &c, "tenant", usage_tenant, tenant_actions);
     if (strcmp(cmd, "token") == 0)
         return run_group(argc, argv, &c, "token", usage_token, token_actions);
+    if (strcmp(cmd, "dead-letters") == 0)
+        return run_group(argc, argv, &c, "dead-letters", usage_dead_letters, dead_letter_actions);
     return usage_error("", "unknown command \"%s\"", cmd);
 }
