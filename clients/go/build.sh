@@ -61,7 +61,7 @@ if [ -n "$unformatted" ]; then
     exit 1
 fi
 
-export GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOPROXY=off GOFLAGS= \
+export GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOPROXY=off GOFLAGS='' \
     GOCACHE=${GOCACHE:-$out/go-build}
 cd "$gopath/src/tally/clients/go"
 go vet ./...

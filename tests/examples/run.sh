@@ -120,10 +120,10 @@ step() {
 # node_deps: npm ci in clients/node unless node_modules was installed from this very lock
 node_deps() {
     local dir=$clients/node stamp want
-    command -v node >/dev/null && command -v npm >/dev/null || {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
         echo "run.sh: node and npm are needed (tests/harness/deps.sh)" >&2
         return 1
-    }
+    fi
     stamp=$dir/node_modules/.tally-lock.sha256
     want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
