@@ -137,7 +137,9 @@ static int run_events(struct session *s, const struct cli_args *a)
         if (!resp->has_more || resp->n_events == 0)
             break;
         next = resp->events[resp->n_events - 1]->version + (back ? -1 : 1);
-        if (!every || next < 1) {
+        if (next < 1) /* backwards past version 1: nothing is left */
+            break;
+        if (!every) {
             fprintf(stderr,
                     "tallyctl: events: more events: add --from-version %" PRId64 " (or --all)\n",
                     next);

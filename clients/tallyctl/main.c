@@ -7,6 +7,7 @@
  * answers --help, checks the number of arguments, and runs the subcommand
  * from the tables of cmd_write.c, cmd_read.c, cmd_log.c and cmd_watch.c.
  * The exit codes are listed in exitcode.h and printed by --help. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +49,35 @@ static const struct command *find_command(const char *name)
     return NULL;
 }
 
+#define HELP_WIDTH 100 /* columns of --help text */
+#define OPT_COLUMN 29  /* where an option's description starts */
+
+/* Prints text from column col, wrapped at spaces to HELP_WIDTH; continuation
+ * lines start at column indent. */
+static void print_wrapped(FILE *f, const char *text, int col, int indent)
+{
+    const char *p = text;
+
+    while (*p != '\0') {
+        int room = HELP_WIDTH - col, n = (int)strlen(p);
+
+        if (n > room) {
+            n = room;
+            while (n > 0 && p[n] != ' ')
+                n--;
+            if (n == 0) /* one long word: let it overflow */
+                n = (int)strcspn(p, " ");
+        }
+        fprintf(f, "%.*s\n", n, p);
+        p += n;
+        while (*p == ' ')
+            p++;
+        if (*p != '\0')
+            fprintf(f, "%*s", indent, "");
+        col = indent;
+    }
+}
+
 static void print_opts(FILE *f, const struct cli_opt *opts)
 {
     const struct cli_opt *o;
@@ -58,7 +88,11 @@ static void print_opts(FILE *f, const struct cli_opt *opts)
             snprintf(left, sizeof(left), "--%s", o->name);
         else
             snprintf(left, sizeof(left), "--%s %s", o->name, o->metavar);
-        fprintf(f, "  %-26s %s%s\n", left, o->help, o->kind == CLI_LIST ? "" : "");
+        if ((int)strlen(left) + 3 > OPT_COLUMN)
+            fprintf(f, "  %s\n%*s", left, OPT_COLUMN, "");
+        else
+            fprintf(f, "  %-*s ", OPT_COLUMN - 3, left);
+        print_wrapped(f, o->help, OPT_COLUMN, OPT_COLUMN);
     }
 }
 
@@ -77,7 +111,7 @@ static void print_general_help(FILE *f)
         fprintf(f, "\n%s:\n", groups[g].title);
         for (c = groups[g].table; c->name != NULL; c++) {
             snprintf(left, sizeof(left), "%s %s", c->name, c->args);
-            fprintf(f, "  %-44s %s\n", left, c->summary);
+            fprintf(f, "  %-46s %s\n", left, c->summary);
         }
     }
     fputs("\nGlobal options (before or after COMMAND):\n", f);
@@ -105,7 +139,8 @@ static void print_command_help(const struct command *c, FILE *f)
 {
     fprintf(f, "usage: tallyctl %s%s%s [OPTIONS]\n\n", c->name, c->args[0] != '\0' ? " " : "",
             c->args);
-    fprintf(f, "%s%s.\n", c->summary[0] >= 'a' && c->summary[0] <= 'z' ? "" : "", c->summary);
+    /* the summary as a sentence */
+    fprintf(f, "%c%s.\n", toupper((unsigned char)c->summary[0]), c->summary + 1);
     if (c->description != NULL)
         fprintf(f, "\n%s", c->description);
     fputs("\nOptions:\n", f);

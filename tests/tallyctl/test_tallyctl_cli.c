@@ -1020,6 +1020,7 @@ static void test_read_model_with_min_position(void)
     struct run r;
     json_t *j, *lines;
     size_t i;
+    int n_accounts;
     bool found = false;
 
     open_account("mallory", "EUR", id);
@@ -1046,6 +1047,30 @@ static void test_read_model_with_min_position(void)
     CU_ASSERT_EQUAL(strncmp(r.out, "ACCOUNT_ID", 10), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.out, id));
     CU_ASSERT(count_lines(r.out) > 5);
+    n_accounts = count_lines(r.out) - 1;
+    CU_ASSERT_STRING_EQUAL(r.err, "");
+    run_free(&r);
+    /* one page and the hint; all pages merged into one reply with --json */
+    ctl(&r, "ls", "--page-size", "2", NULL);
+    CHECK_RC(&r, 0);
+    CU_ASSERT_EQUAL(count_lines(r.out), 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "tallyctl: ls: more results: add --page-token "));
+    run_free(&r);
+    ctl(&r, "ls", "--all", "--page-size", "2", "--json", NULL);
+    CHECK_RC(&r, 0);
+    j = json_one(r.out);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "accounts")), (size_t)n_accounts);
+    CU_ASSERT_PTR_NULL(json_object_get(j, "nextPageToken"));
+    json_decref(j);
+    run_free(&r);
+    ctl(&r, "ls", "--status", "closed", "--json", NULL);
+    CHECK_RC(&r, 0);
+    j = json_one(r.out);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    json_array_foreach(json_object_get(j, "accounts"), i, lines)
+        CU_ASSERT(jstr_is(lines, "status", "ACCOUNT_STATUS_CLOSED"));
+    json_decref(j);
     run_free(&r);
 
     ctl(&r, "entries", id, "--min-position", pos, NULL);
@@ -1053,6 +1078,28 @@ static void test_read_model_with_min_position(void)
     CU_ASSERT_EQUAL(count_lines(r.out), 3);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "DEPOSIT"));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "8.00 EUR"));
+    run_free(&r);
+    ctl(&r, "withdraw", id, "1.25", "EUR", NULL);
+    CHECK_RC(&r, 0);
+    kv_get(r.out, "position", pos, sizeof(pos));
+    run_free(&r);
+    ctl(&r, "entries", id, "--backwards", "--all", "--page-size", "1", "--json", "--min-position",
+        pos, NULL);
+    CHECK_RC(&r, 0);
+    j = json_one(r.out);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    lines = json_object_get(j, "entries");
+    CU_ASSERT_EQUAL_FATAL(json_array_size(lines), 3);
+    /* newest first; money out is negative */
+    CU_ASSERT(jstr_is(json_array_get(lines, 0), "kind", "ENTRY_KIND_WITHDRAWAL"));
+    CU_ASSERT(jstr_is(json_array_get(lines, 0), "amount.minorUnits", "-125"));
+    CU_ASSERT(jstr_is(json_array_get(lines, 0), "balanceAfter.minorUnits", "675"));
+    CU_ASSERT(jstr_is(json_array_get(lines, 2), "amount.minorUnits", "725"));
+    json_decref(j);
+    run_free(&r);
+    ctl(&r, "entries", id, "--backwards", "--page-size", "1", NULL);
+    CHECK_RC(&r, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "WITHDRAWAL  -1.25 EUR  6.75 EUR"));
     run_free(&r);
 
     ctl(&r, "usage", "--json", "--min-position", pos, NULL);
@@ -1076,7 +1123,7 @@ static void test_read_model_with_min_position(void)
 
 static void test_transfer_wait_status_and_failed_exit_12(void)
 {
-    char a[UUID_LEN + 1], b[UUID_LEN + 1], tid[64], buf[128], corr[128];
+    char a[UUID_LEN + 1], b[UUID_LEN + 1], tid[64], buf[256], corr[128];
     struct run r;
     json_t *lines;
 
@@ -1103,6 +1150,13 @@ static void test_transfer_wait_status_and_failed_exit_12(void)
                           "TransferCompleted"));
     }
     json_decref(lines);
+    run_free(&r);
+    ctl(&r, "trace", corr, NULL);
+    CHECK_RC(&r, 0);
+    snprintf(buf, sizeof(buf), "TransferRequested  amount=4.00 EUR from=%s to=%s", a, b);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.out, buf));
+    snprintf(buf, sizeof(buf), "TransferCredited   amount=4.00 EUR from=%s transfer=%s", a, tid);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.out, buf));
     run_free(&r);
     ctl(&r, "transfer-status", tid, NULL);
     CHECK_RC(&r, 0);

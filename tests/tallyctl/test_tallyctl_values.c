@@ -443,6 +443,147 @@ static void test_kv_aligns_values(void)
     free(text);
 }
 
+/* ---- events ---- */
+
+/* protobuf-c string fields are char *; these literals are only read */
+#define S(lit) ((char *)(lit))
+
+static void test_event_details_for_every_payload(void)
+{
+    Tally__V1__Event e = TALLY__V1__EVENT__INIT;
+    Tally__V1__Money eur = TALLY__V1__MONEY__INIT, jpy = TALLY__V1__MONEY__INIT;
+    Tally__V1__AccountOpened opened = TALLY__V1__ACCOUNT_OPENED__INIT;
+    Tally__V1__Deposited dep = TALLY__V1__DEPOSITED__INIT;
+    Tally__V1__Withdrawn wd = TALLY__V1__WITHDRAWN__INIT;
+    Tally__V1__TransferDebited deb = TALLY__V1__TRANSFER_DEBITED__INIT;
+    Tally__V1__TransferCredited cred = TALLY__V1__TRANSFER_CREDITED__INIT;
+    Tally__V1__TransferDebitReversed rev = TALLY__V1__TRANSFER_DEBIT_REVERSED__INIT;
+    Tally__V1__PaymentMade pay = TALLY__V1__PAYMENT_MADE__INIT;
+    Tally__V1__PaymentRefunded ref = TALLY__V1__PAYMENT_REFUNDED__INIT;
+    Tally__V1__AccountFrozen frozen = TALLY__V1__ACCOUNT_FROZEN__INIT;
+    Tally__V1__AccountUnfrozen unfrozen = TALLY__V1__ACCOUNT_UNFROZEN__INIT;
+    Tally__V1__AccountClosed closed = TALLY__V1__ACCOUNT_CLOSED__INIT;
+    Tally__V1__TransferRequested req = TALLY__V1__TRANSFER_REQUESTED__INIT;
+    Tally__V1__TransferCompleted done = TALLY__V1__TRANSFER_COMPLETED__INIT;
+    Tally__V1__TransferFailed failed = TALLY__V1__TRANSFER_FAILED__INIT;
+    char buf[RENDER_DETAILS_SIZE];
+
+    eur.minor_units = 1234;
+    eur.currency = S("EUR");
+    jpy.minor_units = 500;
+    jpy.currency = S("JPY");
+
+    opened.owner = S("Zoë");
+    opened.currency = S("EUR");
+    opened.overdraft_limit = 10050;
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_ACCOUNT_OPENED;
+    e.account_opened = &opened;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf),
+                           "owner=Zoë currency=EUR overdraft_limit=100.50 EUR");
+    dep.amount = &jpy;
+    dep.reference = S("line1\nline2");
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_DEPOSITED;
+    e.deposited = &dep;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf), "amount=500 JPY reference=line1\\nline2");
+    wd.amount = &eur;
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_WITHDRAWN;
+    e.withdrawn = &wd;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf), "amount=12.34 EUR");
+    deb.amount = &eur;
+    deb.transfer_id = S("T");
+    deb.counterpart_account_id = S("B");
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_TRANSFER_DEBITED;
+    e.transfer_debited = &deb;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf), "amount=12.34 EUR to=B transfer=T");
+    cred.amount = &eur;
+    cred.transfer_id = S("T");
+    cred.counterpart_account_id = S("A");
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_TRANSFER_CREDITED;
+    e.transfer_credited = &cred;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf), "amount=12.34 EUR from=A transfer=T");
+    rev.amount = &eur;
+    rev.transfer_id = S("T");
+    rev.counterpart_account_id = S("B");
+    rev.reason = S("destination account is closed");
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_TRANSFER_DEBIT_REVERSED;
+    e.transfer_debit_reversed = &rev;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf),
+                           "amount=12.34 EUR to=B transfer=T reason=destination account is closed");
+    pay.amount = &eur;
+    pay.payment_id = S("P");
+    pay.merchant_reference = S("shop");
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_PAYMENT_MADE;
+    e.payment_made = &pay;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf),
+                           "amount=12.34 EUR merchant=shop payment=P");
+    ref.amount = &eur;
+    ref.total_refunded = &eur;
+    ref.payment_id = S("P");
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_PAYMENT_REFUNDED;
+    e.payment_refunded = &ref;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf),
+                           "amount=12.34 EUR total_refunded=12.34 EUR payment=P");
+    frozen.reason = S("audit");
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_ACCOUNT_FROZEN;
+    e.account_frozen = &frozen;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf), "reason=audit");
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_ACCOUNT_UNFROZEN;
+    e.account_unfrozen = &unfrozen; /* no reason: nothing to say */
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf), "");
+    closed.reason = S("done");
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_ACCOUNT_CLOSED;
+    e.account_closed = &closed;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf), "reason=done");
+    req.amount = &eur;
+    req.source_account_id = S("A");
+    req.destination_account_id = S("B");
+    req.reference = S("rent");
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_TRANSFER_REQUESTED;
+    e.transfer_requested = &req;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf),
+                           "amount=12.34 EUR from=A to=B reference=rent");
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_TRANSFER_COMPLETED;
+    e.transfer_completed = &done;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf), "");
+    failed.reason = S("insufficient funds");
+    failed.compensated = 1;
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_TRANSFER_FAILED;
+    e.transfer_failed = &failed;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf),
+                           "reason=insufficient funds compensated=yes");
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD__NOT_SET;
+    CU_ASSERT_STRING_EQUAL(render_event_details(&e, buf), "payload=#0");
+}
+
+static void test_event_row_columns(void)
+{
+    Tally__V1__Event e = TALLY__V1__EVENT__INIT;
+    Tally__V1__Position pos = TALLY__V1__POSITION__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    Tally__V1__AccountClosed closed = TALLY__V1__ACCOUNT_CLOSED__INIT;
+    struct render_event r;
+    const char *cells[RENDER_EVENT_COLUMNS];
+
+    pos.tx_id = 733;
+    pos.global_position = 3;
+    ts.seconds = 1714564800;
+    e.position = &pos;
+    e.recorded_at = &ts;
+    e.aggregate_type = S("account");
+    e.aggregate_id = S("0190a0a0-0000-7000-8000-000000000001");
+    e.version = 7;
+    e.event_type = S("AccountClosed");
+    e.payload_case = TALLY__V1__EVENT__PAYLOAD_ACCOUNT_CLOSED;
+    e.account_closed = &closed;
+    render_event(&e, &r, cells);
+    CU_ASSERT_STRING_EQUAL(cells[0], "733:3");
+    CU_ASSERT_STRING_EQUAL(cells[1], "2024-05-01T12:00:00.000000Z");
+    CU_ASSERT_STRING_EQUAL(cells[2], "account/0190a0a0-0000-7000-8000-000000000001");
+    CU_ASSERT_STRING_EQUAL(cells[3], "7");
+    CU_ASSERT_STRING_EQUAL(cells[4], "AccountClosed");
+    CU_ASSERT_STRING_EQUAL(cells[5], "");
+}
+
 /* ---- exit codes ---- */
 
 static void test_exit_codes_per_status_class(void)
@@ -511,11 +652,18 @@ static CU_TestInfo output_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo event_tests[] = {
+    {"details for every payload", test_event_details_for_every_payload},
+    {"row columns", test_event_row_columns},
+    CU_TEST_INFO_NULL,
+};
+
 static CU_SuiteInfo suites[] = {
     {"amounts", NULL, NULL, NULL, NULL, amount_tests},
     {"values", NULL, NULL, NULL, NULL, value_tests},
     {"args", NULL, NULL, NULL, NULL, args_tests},
     {"output", NULL, NULL, NULL, NULL, output_tests},
+    {"events", NULL, NULL, NULL, NULL, event_tests},
     CU_SUITE_INFO_NULL,
 };
 
