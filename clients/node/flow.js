@@ -116,8 +116,29 @@ async function flow(t, anon) {
     expect(BigInt(r.position.globalPosition) > 0n, 'no position');
   });
 
+  // ---- a live subscription to the transfer's flow, open before the transfer ----
+  const corr = crypto.randomUUID(); // the transfer's correlation id, chosen by the client
+  const flowFilter = { correlationId: corr };
+  const live = await check('Subscribe from the end by correlation id: caught_up', async () => {
+    const stream = t.subscription.Subscribe(
+      { start: 'START_END', filter: flowFilter },
+      { deadline: Date.now() + TRANSFER_TIMEOUT_MS + 15000 }
+    );
+    const it = stream[Symbol.asyncIterator]();
+    try {
+      for (;;) { // nothing is stored after the end: caught_up comes first
+        const { value: msg, done } = await it.next();
+        expect(!done, 'the stream ended before caught_up');
+        if (msg.message === 'caughtUp') return { stream, it };
+        expect(msg.message !== 'event', `an event before caught_up: ${msg.event && msg.event.eventType}`);
+      }
+    } catch (e) {
+      stream.cancel();
+      throw e;
+    }
+  });
+
   // ---- a transfer that waits for its saga ----
-  const corr = crypto.randomUUID();
   const tr = await check('Transfer 30.00 EUR alice -> bob, wait=true: SUCCEEDED', async () => {
     const r = await t.command.Transfer(
       {
@@ -149,36 +170,51 @@ async function flow(t, anon) {
     skip('GetAccount with min_position', 'the transfer failed');
   }
 
-  // ---- the transfer's events, live from SubscriptionService ----
+  // ---- the transfer's events: live, and again from the start of the log ----
+  // The events on a subscription up to the transfer's outcome, checked; ends the stream.
+  const transferEvents = async ({ stream, it }) => {
+    const evs = [];
+    try {
+      for (;;) {
+        const { value: msg, done } = await it.next();
+        expect(!done, `the stream ended after ${evs.length} events`);
+        if (msg.message !== 'event') continue; // checkpoint, caughtUp, heartbeat
+        evs.push(msg.event);
+        if (['TransferCompleted', 'TransferFailed'].includes(msg.event.eventType)) break;
+      }
+    } finally {
+      await it.return();
+      stream.cancel();
+    }
+    const got = evs.map((e) => e.eventType);
+    expect(JSON.stringify(got) === JSON.stringify(TRANSFER_EVENTS), `events ${got}`);
+    for (const e of evs) expect(e.metadata.correlationId === corr, `${e.eventType}: other correlation id`);
+    for (let i = 1; i < evs.length; i++) {
+      expect(before(posKey(evs[i - 1].position), posKey(evs[i].position)), 'not in log order');
+    }
+    const [req, debit, credit, done] = evs;
+    expect(req.aggregateId === tr.transferId && done.aggregateId === tr.transferId, 'transfer stream');
+    expect(debit.aggregateId === a && debit.payload === 'transferDebited' &&
+      debit.transferDebited.amount.minorUnits === '3000', 'debit is not 30.00 EUR from alice');
+    expect(credit.aggregateId === b && credit.payload === 'transferCredited' &&
+      credit.transferCredited.amount.minorUnits === '3000', 'credit is not 30.00 EUR to bob');
+    return evs;
+  };
+  const names = TRANSFER_EVENTS.join(', ');
+  if (tr && live) {
+    await check(`Subscribe from the end: ${names} live`, () => transferEvents(live));
+  } else if (live) {
+    await live.it.return();
+    live.stream.cancel();
+    skip('Subscribe from the end', 'the transfer failed');
+  }
   if (tr) {
-    const events = await check(`Subscribe by correlation id: ${TRANSFER_EVENTS.join(', ')}`, async () => {
+    const events = await check(`Subscribe from the beginning: ${names}`, () => {
       const stream = t.subscription.Subscribe(
-        { start: 'START_BEGINNING', filter: { correlationId: corr } },
+        { start: 'START_BEGINNING', filter: flowFilter },
         { deadline: Date.now() + 15000 }
       );
-      const evs = [];
-      try {
-        for await (const msg of stream) {
-          if (msg.message !== 'event') continue;
-          evs.push(msg.event);
-          if (['TransferCompleted', 'TransferFailed'].includes(msg.event.eventType)) break;
-        }
-      } finally {
-        stream.cancel();
-      }
-      const got = evs.map((e) => e.eventType);
-      expect(JSON.stringify(got) === JSON.stringify(TRANSFER_EVENTS), `events ${got}`);
-      for (const e of evs) expect(e.metadata.correlationId === corr, `${e.eventType}: other correlation id`);
-      for (let i = 1; i < evs.length; i++) {
-        expect(before(posKey(evs[i - 1].position), posKey(evs[i].position)), 'not in log order');
-      }
-      const [req, debit, credit, done] = evs;
-      expect(req.aggregateId === tr.transferId && done.aggregateId === tr.transferId, 'transfer stream');
-      expect(debit.aggregateId === a && debit.payload === 'transferDebited' &&
-        debit.transferDebited.amount.minorUnits === '3000', 'debit is not 30.00 EUR from alice');
-      expect(credit.aggregateId === b && credit.payload === 'transferCredited' &&
-        credit.transferCredited.amount.minorUnits === '3000', 'credit is not 30.00 EUR to bob');
-      return evs;
+      return transferEvents({ stream, it: stream[Symbol.asyncIterator]() });
     });
     // The balances above are only guaranteed if the token covers the saga's legs.
     if (events) {

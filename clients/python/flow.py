@@ -94,9 +94,28 @@ def flow(t, anon, checks):
 
     dep = run("Deposit 100.00 EUR to alice", deposit)
 
-    # ---- a transfer that waits for its saga ----
-    corr = str(uuid.uuid4())
+    # ---- a live subscription to the transfer's flow, open before the transfer ----
+    corr = str(uuid.uuid4())  # the transfer's correlation id, chosen by the client
+    flow_filter = pb.EventFilter(correlation_id=corr)
 
+    def subscribe_live():
+        stream = t.subscription.Subscribe(
+            pb.SubscribeRequest(start=pb.SubscribeRequest.START_END, filter=flow_filter),
+            timeout=TRANSFER_TIMEOUT + 15)
+        try:
+            for msg in stream:  # nothing is stored after the end: caught_up comes first
+                kind = msg.WhichOneof("message")
+                if kind == "caught_up":
+                    return stream
+                expect(kind != "event", f"an event before caught_up: {msg.event.event_type}")
+            raise AssertionError("the stream ended before caught_up")
+        except BaseException:
+            stream.cancel()
+            raise
+
+    live = run("Subscribe from the end by correlation id: caught_up", subscribe_live)
+
+    # ---- a transfer that waits for its saga ----
     def transfer():
         r = t.command.Transfer(
             pb.TransferRequest(source_account_id=a, destination_account_id=b,
@@ -129,16 +148,14 @@ def flow(t, anon, checks):
     else:
         checks.skip("GetAccount with min_position", "the transfer failed")
 
-    # ---- the transfer's events, live from SubscriptionService ----
-    def subscribe():
-        req = pb.SubscribeRequest(start=pb.SubscribeRequest.START_BEGINNING,
-                                  filter=pb.EventFilter(correlation_id=corr))
-        stream = t.subscription.Subscribe(req, timeout=15.0)
+    # ---- the transfer's events: live, and again from the start of the log ----
+    def transfer_events(stream):
+        """The events on stream up to the transfer's outcome, checked; cancels stream."""
         events = []
         try:
             for msg in stream:
                 if msg.WhichOneof("message") != "event":
-                    continue
+                    continue  # checkpoint, caught_up, heartbeat
                 events.append(msg.event)
                 if msg.event.event_type in ("TransferCompleted", "TransferFailed"):
                     break
@@ -158,9 +175,20 @@ def flow(t, anon, checks):
                "credit is not 30.00 EUR to bob")
         return events
 
+    def catch_up():
+        return transfer_events(t.subscription.Subscribe(
+            pb.SubscribeRequest(start=pb.SubscribeRequest.START_BEGINNING, filter=flow_filter),
+            timeout=15.0))
+
+    names = ", ".join(TRANSFER_EVENTS)
     events = None
+    if tr and live:
+        run(f"Subscribe from the end: {names} live", lambda: transfer_events(live))
+    elif live:
+        live.cancel()
+        checks.skip("Subscribe from the end", "the transfer failed")
     if tr:
-        events = run("Subscribe by correlation id: " + ", ".join(TRANSFER_EVENTS), subscribe)
+        events = run(f"Subscribe from the beginning: {names}", catch_up)
 
         # The balances above are only guaranteed if the token covers the saga's legs.
         def token_covers_outcome():

@@ -45,6 +45,10 @@ case "$lang" in
 python | node | go) ;;
 *) usage ;;
 esac
+if [ -n "$cache_dir" ]; then
+    mkdir -p "$cache_dir"
+    cache_dir=$(cd "$cache_dir" && pwd) # GOCACHE must be absolute
+fi
 for k in command query projector admin; do
     [ -n "${bin[$k]:-}" ] || usage
     [ -x "${bin[$k]}" ] || {

@@ -159,8 +159,37 @@ func flow(t, anon *tallyclient.Client, c *checks) {
 		return "", nil
 	})
 
+	// ---- a live subscription to the transfer's flow, open before the transfer ----
+	corr := newUUID() // the transfer's correlation id, chosen by the client
+	flowFilter := &tallyv1.EventFilter{CorrelationId: corr}
+	liveCtx, liveCancel := timeout(transferTimeout + 15*time.Second)
+	defer liveCancel() // ends the stream
+	var live tallyv1.SubscriptionService_SubscribeClient
+	c.run("Subscribe from the end by correlation id: caught_up", func() (string, error) {
+		stream, err := t.Subscription.Subscribe(liveCtx, &tallyv1.SubscribeRequest{
+			Start: tallyv1.SubscribeRequest_START_END, Filter: flowFilter})
+		if err != nil {
+			return "", err
+		}
+		for { // nothing is stored after the end: caught_up comes first
+			msg, err := stream.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = fail("the stream ended before caught_up")
+				}
+				return "", err
+			}
+			if msg.GetCaughtUp() != nil {
+				live = stream
+				return "", nil
+			}
+			if ev := msg.GetEvent(); ev != nil {
+				return "", fail("an event before caught_up: %s", ev.GetEventType())
+			}
+		}
+	})
+
 	// ---- a transfer that waits for its saga ----
-	corr := newUUID()
 	var tr *tallyv1.TransferResponse
 	transferred := c.run("Transfer 30.00 EUR alice -> bob, wait=true: SUCCEEDED", func() (string, error) {
 		ctx, cancel := timeout(transferTimeout)
@@ -211,59 +240,75 @@ func flow(t, anon *tallyclient.Client, c *checks) {
 		c.skip("GetAccount with min_position", "the transfer failed")
 	}
 
-	// ---- the transfer's events, live from SubscriptionService ----
+	// ---- the transfer's events: live, and again from the start of the log ----
+	// transferEventsOn reads the events on stream up to the transfer's outcome and checks them.
+	transferEventsOn := func(stream tallyv1.SubscriptionService_SubscribeClient) ([]*tallyv1.Event, error) {
+		var events []*tallyv1.Event
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = fail("the stream ended after %d events", len(events))
+				}
+				return nil, err
+			}
+			ev := msg.GetEvent()
+			if ev == nil {
+				continue // checkpoint, caught_up, heartbeat
+			}
+			events = append(events, ev)
+			if ev.GetEventType() == "TransferCompleted" || ev.GetEventType() == "TransferFailed" {
+				break
+			}
+		}
+		var got []string
+		for i, ev := range events {
+			got = append(got, ev.GetEventType())
+			if ev.GetMetadata().GetCorrelationId() != corr {
+				return nil, fail("%s: other correlation id", ev.GetEventType())
+			}
+			if i > 0 && !tallyclient.Before(events[i-1].GetPosition(), ev.GetPosition()) {
+				return nil, fail("not in log order")
+			}
+		}
+		if !reflect.DeepEqual(got, transferEvents) {
+			return nil, fail("events %v, want %v", got, transferEvents)
+		}
+		req, debit, credit, done := events[0], events[1], events[2], events[3]
+		if req.GetAggregateId() != tr.GetTransferId() || done.GetAggregateId() != tr.GetTransferId() {
+			return nil, fail("transfer stream")
+		}
+		if debit.GetAggregateId() != a || debit.GetTransferDebited().GetAmount().GetMinorUnits() != 3000 {
+			return nil, fail("debit is not 30.00 EUR from alice")
+		}
+		if credit.GetAggregateId() != b || credit.GetTransferCredited().GetAmount().GetMinorUnits() != 3000 {
+			return nil, fail("credit is not 30.00 EUR to bob")
+		}
+		return events, nil
+	}
+	names := strings.Join(transferEvents, ", ")
+	if transferred && live != nil {
+		c.run("Subscribe from the end: "+names+" live", func() (string, error) {
+			defer liveCancel()
+			_, err := transferEventsOn(live)
+			return "", err
+		})
+	} else if live != nil {
+		liveCancel()
+		c.skip("Subscribe from the end", "the transfer failed")
+	}
 	if transferred {
 		var events []*tallyv1.Event
-		subscribed := c.run("Subscribe by correlation id: "+strings.Join(transferEvents, ", "), func() (string, error) {
+		subscribed := c.run("Subscribe from the beginning: "+names, func() (string, error) {
 			ctx, cancel := timeout(15 * time.Second)
 			defer cancel() // ends the stream
 			stream, err := t.Subscription.Subscribe(ctx, &tallyv1.SubscribeRequest{
-				Start:  tallyv1.SubscribeRequest_START_BEGINNING,
-				Filter: &tallyv1.EventFilter{CorrelationId: corr}})
+				Start: tallyv1.SubscribeRequest_START_BEGINNING, Filter: flowFilter})
 			if err != nil {
 				return "", err
 			}
-			for {
-				msg, err := stream.Recv()
-				if err != nil {
-					if errors.Is(err, io.EOF) {
-						err = fail("the stream ended after %d events", len(events))
-					}
-					return "", err
-				}
-				ev := msg.GetEvent()
-				if ev == nil {
-					continue // checkpoint, caught_up, heartbeat
-				}
-				events = append(events, ev)
-				if ev.GetEventType() == "TransferCompleted" || ev.GetEventType() == "TransferFailed" {
-					break
-				}
-			}
-			var got []string
-			for i, ev := range events {
-				got = append(got, ev.GetEventType())
-				if ev.GetMetadata().GetCorrelationId() != corr {
-					return "", fail("%s: other correlation id", ev.GetEventType())
-				}
-				if i > 0 && !tallyclient.Before(events[i-1].GetPosition(), ev.GetPosition()) {
-					return "", fail("not in log order")
-				}
-			}
-			if !reflect.DeepEqual(got, transferEvents) {
-				return "", fail("events %v, want %v", got, transferEvents)
-			}
-			req, debit, credit, done := events[0], events[1], events[2], events[3]
-			if req.GetAggregateId() != tr.GetTransferId() || done.GetAggregateId() != tr.GetTransferId() {
-				return "", fail("transfer stream")
-			}
-			if debit.GetAggregateId() != a || debit.GetTransferDebited().GetAmount().GetMinorUnits() != 3000 {
-				return "", fail("debit is not 30.00 EUR from alice")
-			}
-			if credit.GetAggregateId() != b || credit.GetTransferCredited().GetAmount().GetMinorUnits() != 3000 {
-				return "", fail("credit is not 30.00 EUR to bob")
-			}
-			return "", nil
+			events, err = transferEventsOn(stream)
+			return "", err
 		})
 		// The balances above are only guaranteed if the token covers the saga's legs.
 		if subscribed {
