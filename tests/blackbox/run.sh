@@ -44,7 +44,7 @@ for k in command query projector admin; do
     }
 done
 
-work=$(mktemp -d /tmp/tally-blackbox.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/tally-blackbox.XXXXXX") # make test finds it there
 own_cluster=""
 server=""
 dbname=tally_bb_$$_$RANDOM
