@@ -300,6 +300,9 @@ static grpc_status_code transfer_wait(struct cmd *c, Tally__V1__TransferResponse
     char status[16], reason[TEXT_FIELD_SIZE];
     long delay = 2;
     const char *op = resp->result->operation_id;
+    struct store_position last;
+    Tally__V1__Position *pos;
+    int64_t version;
 
     for (;;) {
         if (store_operation_status(c->conn, c->who.tenant_id, op, status, sizeof(status), reason,
@@ -317,8 +320,18 @@ static grpc_status_code transfer_wait(struct cmd *c, Tally__V1__TransferResponse
                        ? TALLY__V1__OPERATION_STATUS__OPERATION_STATUS_SUCCEEDED
                        : TALLY__V1__OPERATION_STATUS__OPERATION_STATUS_FAILED;
     resp->failure_reason = trpc_call_strdup(c->call, reason);
+    /* The saga's outcome event is the transfer stream's last one and comes
+     * after both legs: its position makes min_position see the balances
+     * after the transfer (read-your-writes). */
+    if (store_stream_last(c->conn, c->who.tenant_id, TRANSFER_AGGREGATE_TYPE, resp->transfer_id,
+                          &version, &last, st) != GRPC_STATUS_OK)
+        return st->code;
+    pos = (Tally__V1__Position *)trpc_call_new_message(c->call, &tally__v1__position__descriptor);
+    pos->tx_id = last.tx_id;
+    pos->global_position = last.global_position;
+    resp->result->position = pos;
+    resp->result->version = version;
     if (c->idem_key) {
-        Tally__V1__Position *pos = resp->result->position;
         size_t len;
         uint8_t *buf;
 
@@ -327,7 +340,7 @@ static grpc_status_code transfer_wait(struct cmd *c, Tally__V1__TransferResponse
         buf = trpc_call_alloc(c->call, len ? len : 1);
         protobuf_c_message_pack(&resp->base, buf);
         resp->result->position = pos;
-        if (store_idem_set_response(c->conn, c->who.tenant_id, c->idem_key, buf, len, st) !=
+        if (store_idem_set_response(c->conn, c->who.tenant_id, c->idem_key, buf, len, last, st) !=
             GRPC_STATUS_OK)
             return st->code;
     }

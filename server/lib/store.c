@@ -379,24 +379,55 @@ grpc_status_code store_idem_put_failure(PGconn *conn, const char *tenant_id, con
 }
 
 grpc_status_code store_idem_set_response(PGconn *conn, const char *tenant_id, const char *key,
-                                         const uint8_t *response, size_t len, trpc_status *st)
+                                         const uint8_t *response, size_t len,
+                                         struct store_position pos, trpc_status *st)
 {
-    static const char sql[] = "UPDATE idempotency_keys SET response = $3::bytea"
+    static const char sql[] = "UPDATE idempotency_keys SET response = $3::bytea,"
+                              "       position_tx_id = $4::xid8, position_global = $5::bigint"
                               " WHERE tenant_id = $1::uuid AND key = $2 AND status_code = 0";
-    const char *values[3] = {tenant_id, key, (const char *)response};
-    int lengths[3] = {0, 0, (int)len};
-    int formats[3] = {0, 0, 1};
+    char txbuf[PG_INT_BUF], gpbuf[PG_INT_BUF];
+    const char *values[5] = {tenant_id, key, (const char *)response,
+                             pg_uint64_param(txbuf, pos.tx_id),
+                             pg_int64_param(gpbuf, pos.global_position)};
+    int lengths[5] = {0, 0, (int)len, 0, 0};
+    int formats[5] = {0, 0, 1, 0, 0};
     PGresult *res;
 
     if (response == NULL)
         values[2] = "";
-    res = PQexecParams(conn, sql, 3, NULL, values, lengths, formats, 0);
+    res = PQexecParams(conn, sql, 5, NULL, values, lengths, formats, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         log_error("idempotency update: %s", PQresultErrorMessage(res));
         trpc_status_set(st, pg_to_grpc_status(res), "could not store the response");
     } else {
         st->code = GRPC_STATUS_OK;
         st->msg[0] = '\0';
+    }
+    PQclear(res);
+    return st->code;
+}
+
+grpc_status_code store_stream_last(PGconn *conn, const char *tenant_id, const char *aggregate_type,
+                                   const char *aggregate_id, int64_t *version,
+                                   struct store_position *pos, trpc_status *st)
+{
+    static const char sql[] = "SELECT version, tx_id::text, global_position FROM events"
+                              " WHERE tenant_id = $1::uuid AND aggregate_type = $2"
+                              "   AND aggregate_id = $3::uuid ORDER BY version DESC LIMIT 1";
+    const char *values[3] = {tenant_id, aggregate_type, aggregate_id};
+    PGresult *res = PQexecParams(conn, sql, 3, NULL, values, NULL, NULL, 0);
+
+    if (pg_check(res, PGRES_TUPLES_OK, 3, st, "could not read the stream", "last of %s %s",
+                 aggregate_type, aggregate_id) == GRPC_STATUS_OK) {
+        if (PQntuples(res) == 0 || pg_get_int64(res, 0, 0, version) != 0 ||
+            pg_get_uint64(res, 0, 1, &pos->tx_id) != 0 ||
+            pg_get_int64(res, 0, 2, &pos->global_position) != 0) {
+            trpc_status_set(st, GRPC_STATUS_NOT_FOUND, "%s %s not found", aggregate_type,
+                            aggregate_id);
+        } else {
+            st->code = GRPC_STATUS_OK;
+            st->msg[0] = '\0';
+        }
     }
     PQclear(res);
     return st->code;

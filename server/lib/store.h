@@ -120,10 +120,17 @@ grpc_status_code store_idem_put_failure(PGconn *conn, const char *tenant_id, con
                                         const uint8_t hash[32], grpc_status_code code,
                                         const char *message, trpc_status *st);
 
-/* Replaces the stored reply of (tenant, key) (a Transfer that waited stores
- * its final answer). */
+/* Replaces the stored reply of (tenant, key) and its position (a Transfer
+ * that waited stores its final answer, positioned at its outcome event). */
 grpc_status_code store_idem_set_response(PGconn *conn, const char *tenant_id, const char *key,
-                                         const uint8_t *response, size_t len, trpc_status *st);
+                                         const uint8_t *response, size_t len,
+                                         struct store_position pos, trpc_status *st);
+
+/* The version and position of a stream's last event. NOT_FOUND for an
+ * empty stream. */
+grpc_status_code store_stream_last(PGconn *conn, const char *tenant_id, const char *aggregate_type,
+                                   const char *aggregate_id, int64_t *version,
+                                   struct store_position *pos, trpc_status *st);
 
 /* Frees out->response. */
 void store_idem_cleanup(struct store_idem *out);
