@@ -24,8 +24,14 @@ PACKAGES=(
     python3 python3-grpcio python3-protobuf python3-grpc-tools
     # Node black-box tests: npm fetches from the registry over https
     ca-certificates
-    # make format
-    clang-format
+    # make format; the libFuzzer build (tests/fuzz) needs clang and its runtime
+    clang-format clang libclang-rt-14-dev
+    # TLS tests make their certificates with the openssl tool
+    openssl
+    # Go example client (clients/go), built offline from Debian's Go packages; the 1.5
+    # golang/protobuf replaces 1.3, which panics on today's generated code
+    golang-go golang-google-grpc-dev golang-google-protobuf-dev
+    golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc
 )
 # Node and npm are checked by command, not by package: a NodeSource nodejs already
 # bundles npm, and Debian's npm package conflicts with it.
