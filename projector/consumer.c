@@ -81,7 +81,7 @@ static void *consumer_main(void *arg)
     while (!wake_is_shutdown(c->w)) {
         enum rmproj_step step;
         size_t applied = 0;
-        trpc_status st;
+        trpc_status st = {0};
 
         if (!leader_is_active(c->l)) {
             if (conn) { /* standby: no connection, no work */

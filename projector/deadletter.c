@@ -267,11 +267,12 @@ grpc_status_code dl_resolve(PGconn *conn, int64_t id, trpc_status *st)
     char idbuf[PG_INT_BUF];
     const char *values[1] = {pg_int64_param(idbuf, id)};
     PGresult *res = PQexecParams(conn, sql, 1, NULL, values, NULL, NULL, 0);
+    grpc_status_code code =
+        pg_check(res, PGRES_COMMAND_OK, 0, st, "could not resolve a dead letter",
+                 "resolve dead letter %" PRId64, id);
 
-    pg_check(res, PGRES_COMMAND_OK, 0, st, "could not resolve a dead letter",
-             "resolve dead letter %" PRId64, id);
     PQclear(res);
-    return st->code;
+    return code; /* pg_check leaves st alone on success */
 }
 
 grpc_status_code dl_retry_failed(PGconn *conn, const struct dl_set *s, const struct dl_chain *c,

@@ -96,7 +96,7 @@ static void *leader_main(void *arg)
 
     for (;;) {
         if (conn == NULL) {
-            trpc_status st;
+            trpc_status st = {0};
 
             conn = pg_connect(&l->opts, &st);
         }

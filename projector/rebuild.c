@@ -98,7 +98,7 @@ static int catch_up(rmproj *p, PGconn **conn, const struct pg_opts *o, long *eve
             sleep_ms(rmproj_retry_delay_ms(p));
             break;
         default: {
-            trpc_status st;
+            trpc_status st = {0};
 
             if (++errors > STEP_ERRORS_MAX)
                 return -1;
@@ -200,7 +200,7 @@ int rebuild_run(const struct pg_opts *o, const struct projector_options *po)
     struct rmproj_opts ro = {0};
     rmproj *p = NULL;
     PGconn *ctl = NULL, *conn = NULL;
-    trpc_status st;
+    trpc_status st = {0};
     long events = 0, t0 = now_ms();
     int rc = 1;
 

@@ -116,11 +116,11 @@ grpc_status_code rmproj_checkpoint_ensure(PGconn *conn, const char *name, trpc_s
         "INSERT INTO projector_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING";
     const char *values[1] = {name};
     PGresult *res = PQexecParams(conn, sql, 1, NULL, values, NULL, NULL, 0);
+    grpc_status_code code = pg_check(res, PGRES_COMMAND_OK, 0, st,
+                                     "could not create the checkpoint", "checkpoint %s", name);
 
-    pg_check(res, PGRES_COMMAND_OK, 0, st, "could not create the checkpoint", "checkpoint %s",
-             name);
     PQclear(res);
-    return st->code;
+    return code; /* pg_check leaves st alone on success */
 }
 
 grpc_status_code rmproj_checkpoint_read(PGconn *conn, const char *name, struct store_position *pos,
@@ -372,7 +372,7 @@ static enum rmproj_step poison(rmproj *p, PGconn *conn, const struct rawlog_batc
                                const trpc_status *why)
 {
     const struct rawlog_event *ev = &b->ev[0];
-    trpc_status st;
+    trpc_status st = {0};
     char key[128];
     int64_t id = 0;
 
@@ -518,7 +518,7 @@ static grpc_status_code process_retries(rmproj *p, PGconn *conn, trpc_status *st
         log_info("projection %s: retrying %zu dead letter(s) of %s %s", p->o.checkpoint, c->n,
                  c->aggregate_type, c->aggregate_id);
         for (; done < c->n; done++) {
-            trpc_status est;
+            trpc_status est = {0};
             enum apply_result r = retry_one(p, conn, &b.ev[done], c->ids[done], &est);
 
             if (r == APPLY_OK)

@@ -521,6 +521,7 @@ static grpc_status_code park(saga *s, PGconn *conn, const struct rawlog_event *e
                              const char *transfer_id, int64_t head, trpc_status *st)
 {
     PGresult *res, *extra;
+    grpc_status_code code;
 
     if (dl_send_queued(conn, &s->dl, ev, TRANSFER_AGGREGATE_TYPE, transfer_id, head, st) !=
         GRPC_STATUS_OK)
@@ -528,10 +529,10 @@ static grpc_status_code park(saga *s, PGconn *conn, const struct rawlog_event *e
     res = PQgetResult(conn);
     while (res && (extra = PQgetResult(conn)) != NULL)
         PQclear(extra);
-    pg_check(res, PGRES_COMMAND_OK, 0, st, "could not park an event", "saga: park %" PRId64,
-             ev->pos.global_position);
+    code = pg_check(res, PGRES_COMMAND_OK, 0, st, "could not park an event", "saga: park %" PRId64,
+                    ev->pos.global_position);
     PQclear(res);
-    return st->code;
+    return code; /* pg_check leaves st alone on success */
 }
 
 /* A failed attempt of ev (its transfer: transfer_id, or ev's own aggregate
@@ -541,7 +542,7 @@ static enum saga_step failed_attempt(saga *s, PGconn *conn, const struct rawlog_
                                      const char *agg_type, const char *agg_id,
                                      const trpc_status *why)
 {
-    trpc_status st;
+    trpc_status st = {0};
     char key[128];
     int64_t id = 0;
 
@@ -584,7 +585,7 @@ static void process_retries(saga *s, PGconn *conn)
 {
     struct dl_chain *chains = NULL;
     size_t nc = 0;
-    trpc_status st;
+    trpc_status st = {0};
 
     if (dl_retry_requests(conn, &s->dl, 16, &chains, &nc, &st) != GRPC_STATUS_OK)
         return;
@@ -708,7 +709,7 @@ static void *saga_main(void *arg)
     uint64_t seen = wake_generation(s->w);
 
     while (!wake_is_shutdown(s->w)) {
-        trpc_status st;
+        trpc_status st = {0};
 
         if (!leader_is_active(s->l)) {
             if (conn) {

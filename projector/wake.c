@@ -60,7 +60,7 @@ static int wait_io(wake *w, int fd, int ms)
 
 static PGconn *listen_conn(wake *w)
 {
-    trpc_status st;
+    trpc_status st = {0};
     char sql[96];
     PGconn *conn = pg_connect(&w->opts, &st);
     PGresult *res;

@@ -348,6 +348,8 @@ static int crash_setup(void)
     return install_apply_log();
 }
 
+static int wait_sql_zero(const char *sql, int timeout_ms);
+
 /* ---- the witness: random workload, fold, rebuild ---- */
 
 #define W_ACCOUNTS 14
@@ -504,9 +506,28 @@ static void test_witness_read_model_equals_fold_and_rebuild(void)
     CU_ASSERT_EQUAL(ptest_projector_stop(&T, 0), 0);
 }
 
+/* Published outbox rows go after the retention period; unpublished ones
+ * stay. */
+static void test_outbox_published_rows_deleted_after_retention(void)
+{
+    static const char *const args[] = {"--outbox-retention", "1", NULL};
+    int64_t published = 0;
+
+    ptest_int(&T, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", 0, NULL,
+              &published);
+    CU_ASSERT(published > 0);
+    ptest_sleep_ms(1200);
+    CU_ASSERT_EQUAL_FATAL(ptest_projector_start(&T, 0, args), 0);
+    CU_ASSERT_EQUAL(wait_sql_zero("SELECT count(*) FROM outbox", WAIT_MS), 0);
+    CU_ASSERT(sql_int("SELECT count(*) FROM events", NULL, NULL) > 0);
+    CU_ASSERT_EQUAL(ptest_projector_stop(&T, 0), 0);
+}
+
 static CU_TestInfo witness_tests[] = {
     {"witness: read model == fold of the log == --rebuild under load",
      test_witness_read_model_equals_fold_and_rebuild},
+    {"outbox: published rows deleted after the retention",
+     test_outbox_published_rows_deleted_after_retention},
     CU_TEST_INFO_NULL,
 };
 

@@ -6,8 +6,11 @@
 #include <string.h>
 
 #include <CUnit/Basic.h>
+#include <jansson.h>
 
 #include "ptest.h"
+#include "store.h"
+#include "uuid.h"
 
 #define WAIT_MS 20000
 
@@ -165,7 +168,8 @@ static void test_command_concurrent_writers_retry_conflicts(void)
 
 /* ---- the saga ---- */
 
-static const char *const PROJECTOR_ARGS[] = {"--retry-backoff-ms", "50", NULL};
+static const char *const PROJECTOR_ARGS[] = {"--retry-backoff-ms", "50", "--max-attempts", "2",
+                                             NULL};
 
 static int saga_setup(void)
 {
@@ -368,6 +372,74 @@ static void test_saga_crash_resumes_without_double_legs(void)
     CU_ASSERT_EQUAL(log_balance(acc[ACCOUNTS - 1]), 0);
 }
 
+/* A saga step that cannot succeed (a credit for a transfer that was never
+ * requested: a corrupt log) becomes a dead letter of projection "saga"
+ * after --max-attempts; other transfers go on. */
+static void test_saga_poison_step_is_dead_lettered(void)
+{
+    char a[PTEST_ID], b[PTEST_ID], ghost[UUID_STR_SIZE], op[UUID_STR_SIZE], ev_id[UUID_STR_SIZE];
+    const char *retry_all[] = {"dead-letters", "retry", "--all", "--projection", "saga", NULL};
+    trpc_status st = {0};
+    struct store_event ev = {0};
+    struct store_append ap = {0};
+    struct store_position pos;
+    json_t *data;
+    int status = 0;
+    long deadline;
+
+    CU_ASSERT_EQUAL_FATAL(ptest_open(&T, "EUR", 0, a, &st), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL_FATAL(ptest_open(&T, "EUR", 0, b, &st), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL_FATAL(ptest_deposit(&T, a, 100, "EUR", NULL, &st), GRPC_STATUS_OK);
+    uuid_v7_new(ghost);
+    uuid_v7_new(op);
+    uuid_v7_new(ev_id);
+    data = json_pack("{s:s, s:{s:s, s:s}, s:s}", "transferId", ghost, "amount", "minorUnits", "5",
+                     "currency", "EUR", "counterpartAccountId", a);
+    ev.event_id = ev_id;
+    ev.aggregate_type = "account";
+    ev.aggregate_id = b;
+    ev.version = 2;
+    ev.event_type = "TransferCredited";
+    ev.event_version = 1;
+    ev.data = data;
+    ap.tenant_id = T.tenant_id;
+    ap.operation_id = op;
+    ap.operation_kind = "TransferCredit";
+    ap.operation_status = "SUCCEEDED";
+    ap.operation_aggregate_type = "account";
+    ap.operation_aggregate_id = b;
+    ap.correlation_id = "ghost";
+    ap.causation_id = op;
+    ap.events = &ev;
+    ap.n_events = 1;
+    CU_ASSERT_EQUAL(store_append(T.conn, &ap, &pos, NULL, &st), GRPC_STATUS_OK);
+    json_decref(data);
+    /* the next transfer is served while the ghost step fails */
+    CU_ASSERT_EQUAL(ptest_transfer(&T, a, b, 30, "EUR", 1, 20000, NULL, &status, NULL, &st),
+                    GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL(status, TALLY__V1__OPERATION_STATUS__OPERATION_STATUS_SUCCEEDED);
+    deadline = ptest_now_ms() + 20000;
+    while (sql_int("SELECT count(*) FROM dead_letters WHERE projection = 'saga'", NULL, NULL) ==
+               0 &&
+           ptest_now_ms() < deadline)
+        ptest_sleep_ms(50);
+    CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM dead_letters WHERE projection = 'saga'"
+                            " AND aggregate_type = 'transfer' AND aggregate_id = $1::uuid"
+                            " AND attempts = 2 AND queued_behind IS NULL AND resolved_at IS NULL"
+                            " AND error LIKE '%no request%'",
+                            ghost, NULL),
+                    1);
+    /* a retry fails the same way: one more attempt, still there */
+    CU_ASSERT_EQUAL(ptest_admin(&T, retry_all, NULL), 0);
+    deadline = ptest_now_ms() + 20000;
+    while (sql_int("SELECT count(*) FROM dead_letters WHERE retry_requested_at IS NOT NULL", NULL,
+                   NULL) != 0 &&
+           ptest_now_ms() < deadline)
+        ptest_sleep_ms(50);
+    CU_ASSERT_EQUAL(
+        sql_int("SELECT attempts FROM dead_letters WHERE projection = 'saga'", NULL, NULL), 3);
+}
+
 static CU_TestInfo saga_tests[] = {
     {"Transfer with wait: SUCCEEDED, causation chain, read model",
      test_saga_transfer_wait_succeeds},
@@ -376,6 +448,8 @@ static CU_TestInfo saga_tests[] = {
     {"insufficient funds: FAILED, not compensated",
      test_saga_insufficient_funds_fails_uncompensated},
     {"kill -9 mid-saga: resumes, no double leg", test_saga_crash_resumes_without_double_legs},
+    {"a step that cannot succeed becomes a saga dead letter",
+     test_saga_poison_step_is_dead_lettered},
     CU_TEST_INFO_NULL,
 };
 
