@@ -123,6 +123,9 @@ static grpc_status_code swap(rmproj *p, PGconn *conn, trpc_status *st)
     static const char set_live[] =
         "UPDATE projector_checkpoints SET tx_id = $1::xid8, global_position = $2::bigint,"
         "       epoch = epoch + 1, updated_at = now() WHERE name = 'rm'";
+    static const char mark_outbox[] =
+        "UPDATE outbox SET published_at = now()"
+        " WHERE published_at IS NULL AND (tx_id, global_position) <= ($1::xid8, $2::bigint)";
     static const char dead_letters[] =
         "WITH old AS ("
         "  UPDATE dead_letters SET queued_behind = NULL,"
@@ -170,6 +173,14 @@ static grpc_status_code swap(rmproj *p, PGconn *conn, trpc_status *st)
     values[1] = pg_int64_param(gp, rebuilt.global_position);
     res = PQexecParams(conn, set_live, 2, NULL, values, NULL, NULL, 0);
     if (pg_check(res, PGRES_COMMAND_OK, 0, st, "rebuild failed", "set the live checkpoint") !=
+        GRPC_STATUS_OK)
+        goto fail;
+    PQclear(res);
+    /* the events the rebuild applied past the live checkpoint are projected
+       now: their outbox rows are published (the live consumer will not see
+       them) */
+    res = PQexecParams(conn, mark_outbox, 2, NULL, values, NULL, NULL, 0);
+    if (pg_check(res, PGRES_COMMAND_OK, 0, st, "rebuild failed", "mark the outbox") !=
         GRPC_STATUS_OK)
         goto fail;
     PQclear(res);

@@ -14,7 +14,9 @@
  *      fence again (so the new tables are at or past the live checkpoint:
  *      read-your-writes never goes backwards), renames rm -> rm_old and
  *      rm_rebuild -> rm, drops rm_old, sets checkpoint "rm" to the rebuilt
- *      position and moves the rebuild's dead letters to projection "rm";
+ *      position (bumping its epoch), marks the outbox rows of the events it
+ *      applied past the live checkpoint published, and moves the rebuild's
+ *      dead letters to projection "rm";
  *   5. the live consumer's blocked commit then fails its compare-and-set (or
  *      finds the same position) and simply continues from the new
  *      checkpoint: it catches up.

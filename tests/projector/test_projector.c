@@ -483,6 +483,10 @@ static void test_witness_read_model_equals_fold_and_rebuild(void)
     pthread_join(th, NULL);
     CU_ASSERT_EQUAL_FATAL(ptest_wait_quiet(&T, WAIT_MS), 0);
     check_fold("after --rebuild under load");
+    /* every projected event's outbox row is published, also those the
+       rebuild applied past the live consumer */
+    CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM outbox WHERE published_at IS NULL", NULL, NULL),
+                    0);
     CU_ASSERT_EQUAL(
         sql_int("SELECT epoch FROM projector_checkpoints WHERE name = 'rm'", NULL, NULL), 1);
     CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM projector_checkpoints"
