@@ -8,8 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "logread.h"
-
 struct ring {
     pthread_mutex_t mu;
     pthread_cond_t ready_cv; /* CLOCK_MONOTONIC */
@@ -19,6 +17,15 @@ struct ring {
     struct store_position lo, hi;
     int ready;
 };
+
+int ring_pos_cmp(struct store_position a, struct store_position b)
+{
+    if (a.tx_id != b.tx_id)
+        return a.tx_id < b.tx_id ? -1 : 1;
+    if (a.global_position != b.global_position)
+        return a.global_position < b.global_position ? -1 : 1;
+    return 0;
+}
 
 static size_t varint_size(size_t v)
 {
@@ -201,7 +208,7 @@ int ring_join(ring *r, struct store_position pos, uint64_t *seq)
     int ok;
 
     pthread_mutex_lock(&r->mu);
-    ok = r->ready && logread_position_cmp(r->lo, pos) <= 0;
+    ok = r->ready && ring_pos_cmp(r->lo, pos) <= 0;
     if (ok) {
         /* the first entry whose position is greater than pos */
         uint64_t a = r->first, b = r->end;
@@ -209,7 +216,7 @@ int ring_join(ring *r, struct store_position pos, uint64_t *seq)
         while (a < b) {
             uint64_t mid = a + (b - a) / 2;
 
-            if (logread_position_cmp(r->slots[mid % r->cap]->pos, pos) <= 0)
+            if (ring_pos_cmp(r->slots[mid % r->cap]->pos, pos) <= 0)
                 a = mid + 1;
             else
                 b = mid;

@@ -65,6 +65,9 @@ void ring_entry_free(struct ring_entry *e);
 void ring_entry_response(const struct ring_entry *e, ProtobufCMessageUnknownField *field,
                          Tally__V1__SubscribeResponse *msg);
 
+/* Compares positions in log order: <0, 0, >0. */
+int ring_pos_cmp(struct store_position a, struct store_position b);
+
 typedef struct ring ring;
 
 /* An empty ring for capacity (RING_MIN_CAPACITY..RING_MAX_CAPACITY) events,

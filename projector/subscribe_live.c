@@ -139,6 +139,13 @@ static void live_serve(struct sub *s, int64_t now)
     while (s->next_seq < end) {
         const struct ring_entry *e = ring_at(r, s->next_seq);
 
+        if (ring_pos_cmp(e->pos, s->pos) <= 0) {
+            /* The seam: s joined at a position the tail had not read up to
+             * yet (its catch-up or START_END read was ahead); what the tail
+             * reads up to there, s has already had. */
+            s->next_seq++;
+            continue;
+        }
         if (memcmp(e->tenant_id, s->tenant_id, AUTH_UUID_LEN) == 0) {
             if (sub_live_match(s, e)) {
                 Tally__V1__SubscribeResponse msg;

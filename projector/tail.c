@@ -19,6 +19,8 @@
 #define BACKOFF_MAX_MS    2000
 #define ERROR_LOG_GAP_MS  5000
 #define CONNECT_TIMEOUT_S 2
+#define FENCE_POLL_MIN_MS 1 /* re-reads while the fence is held: 1, 2, 4, 8, 8 ... ms */
+#define FENCE_POLL_MAX_MS 8
 
 struct tail {
     pthread_t thread;
@@ -72,9 +74,10 @@ static PGconn *tail_connect(tail *t)
 
 grpc_status_code tail_log_end(PGconn *conn, struct store_position *at, trpc_status *st)
 {
-    static const char sql[] = "SELECT tx_id::text, global_position FROM events"
-                              " WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
-                              " ORDER BY tx_id DESC, global_position DESC LIMIT 1";
+    /* e.: ORDER BY tx_id alone would name the text output column */
+    static const char sql[] = "SELECT e.tx_id::text, e.global_position FROM events e"
+                              " WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+                              " ORDER BY e.tx_id DESC, e.global_position DESC LIMIT 1";
     PGresult *res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
     struct store_position p = {0, 0};
 
@@ -125,6 +128,22 @@ static int push_event(void *arg, Tally__V1__Event *ev)
     }
     ring_push(p->t->ring, e);
     return 0;
+}
+
+/* True when committed events wait beyond the fence: some older transaction
+ * (a command in flight, a projector batch, autoanalyze) still holds an xid.
+ * Its commit rings no doorbell, so the tail looks again soon instead of
+ * waiting for the next one or the poll. */
+static int fence_held(PGconn *conn)
+{
+    static const char sql[] = "SELECT EXISTS (SELECT 1 FROM events e"
+                              " WHERE e.tx_id >= pg_snapshot_xmin(pg_current_snapshot()))";
+    PGresult *res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+    int held = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+               PQgetvalue(res, 0, 0)[0] == 't';
+
+    PQclear(res);
+    return held;
 }
 
 /* Reads every event behind the fence after the ring's newest, page by page,
@@ -189,6 +208,7 @@ static void *tail_main(void *arg)
     tail *t = arg;
     PGconn *conn = NULL;
     int64_t backoff = BACKOFF_MIN_MS, retry_at = 0, next_read = 0, next_tick = 0;
+    int64_t held_wait = 0; /* while the fence is held: the next read's delay */
     int need_read = 1;
 
     while (!atomic_load(&t->stopping)) {
@@ -218,6 +238,15 @@ static void *tail_main(void *arg)
             }
             need_read = 0;
             next_read = now + t->poll_ms;
+            if (conn != NULL && fence_held(conn)) {
+                held_wait = held_wait == 0 ? FENCE_POLL_MIN_MS : held_wait * 2;
+                if (held_wait > FENCE_POLL_MAX_MS)
+                    held_wait = FENCE_POLL_MAX_MS;
+                if (held_wait < t->poll_ms)
+                    next_read = now + held_wait;
+            } else {
+                held_wait = 0;
+            }
             fresh = 1;
         }
         if (now >= next_tick)

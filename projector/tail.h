@@ -7,8 +7,11 @@
  * every poll_ms (the safety net: NOTIFY is only a wake-up, DESIGN §6) and
  * after every reconnect, the events after the ring's newest position behind
  * the commit fence, in (tx_id, global_position) order, in pages, each page
- * one autocommit statement: it never holds a transaction open. It starts at
- * the end of the log as it is when it first connects.
+ * one autocommit statement: it never holds a transaction open. While
+ * committed events wait beyond the fence (an older transaction is still
+ * open; its commit rings no doorbell) it reads again after 1, 2, 4, then
+ * every 8 ms. It starts at the end of the log as it is when it first
+ * connects.
  *
  * After each read, after every tail_wake and at least every poll_ms, it calls
  * tick on its own thread: that is where live subscribers are served (so the
