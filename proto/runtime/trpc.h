@@ -137,9 +137,20 @@ typedef struct trpc_server_opts {
     void *(*worker_init)(void *worker_arg, int index);
     void (*worker_fini)(void *data);
     void *worker_arg;
+    /* TLS. All NULL: plaintext (HTTP/2 without TLS). Otherwise PEM files,
+     * read once by trpc_server_new (the paths need not outlive it):
+     * tls_cert_file the server's certificate chain (leaf first) and
+     * tls_key_file its unencrypted private key, both or neither; with
+     * tls_client_ca_file too, every client must present a certificate
+     * signed by one of those CA certificates (mutual TLS: the handshake of
+     * a client without one fails, no call reaches a handler). */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_client_ca_file;
 } trpc_server_opts;
 
-/* Creates a server (calls grpc_init). Returns NULL and logs on bad options.
+/* Creates a server (calls grpc_init). Returns NULL and logs on bad options
+ * (also: a TLS file unreadable or not PEM, a key without its certificate).
  * The server also serves grpc.health.v1.Health (Check, Watch) and reflection
  * (grpc.reflection.v1alpha and v1) for every service added. */
 trpc_server *trpc_server_new(const trpc_server_opts *opts);
@@ -287,6 +298,32 @@ typedef struct trpc_call_opts {
 /* A channel to target ("127.0.0.1:50051"); insecure. Calls grpc_init.
  * Thread-safe; many calls may share it. NULL on error. */
 trpc_channel *trpc_channel_new(const char *target);
+
+/* Client TLS settings: PEM files (read by trpc_channel_new_tls; the paths
+ * need not outlive it). Zero-initialize and set what is needed. */
+typedef struct trpc_tls_opts {
+    const char *ca_file;     /* CA certificates the server's certificate must
+                                chain to; NULL = gRPC's default roots
+                                ($GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, else its
+                                bundled roots) */
+    const char *cert_file;   /* client certificate chain for mutual TLS; NULL
+                                = none. Needs key_file. */
+    const char *key_file;    /* its unencrypted private key */
+    const char *server_name; /* name the server's certificate must carry
+                                instead of target's host (which may be an IP
+                                address: then an IP SAN must match); NULL =
+                                target's host */
+} trpc_tls_opts;
+
+/* A TLS channel to target: the server's certificate is verified against
+ * tls->ca_file and its name against the target's host (or server_name).
+ * tls == NULL gives the same plaintext channel as trpc_channel_new. A failed
+ * handshake (no TLS on the server, unknown CA, wrong name, no client
+ * certificate where one is required) fails each call with UNAVAILABLE. NULL
+ * on error, with st (may be NULL) saying why: INVALID_ARGUMENT for a file
+ * that cannot be read or holds no PEM block, or cert_file without key_file
+ * (or the reverse). Calls grpc_init; free with trpc_channel_free. */
+trpc_channel *trpc_channel_new_tls(const char *target, const trpc_tls_opts *tls, trpc_status *st);
 /* NULL is a no-op. Calls grpc_shutdown. */
 void trpc_channel_free(trpc_channel *ch);
 

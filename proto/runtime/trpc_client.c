@@ -35,33 +35,57 @@ struct trpc_client_stream {
     int start_tag, recv_tag, status_tag;
 };
 
-trpc_channel *trpc_channel_new(const char *target)
+trpc_channel *trpc_channel_new_tls(const char *target, const trpc_tls_opts *tls, trpc_status *st)
 {
     trpc_channel *ch;
     grpc_channel_credentials *creds;
-    grpc_arg arg;
+    grpc_arg args_buf[2];
     grpc_channel_args args;
 
-    if (target == NULL || target[0] == '\0')
+    if (target == NULL || target[0] == '\0') {
+        trpc_status_set(st, GRPC_STATUS_INVALID_ARGUMENT, "empty target");
         return NULL;
+    }
     ch = calloc(1, sizeof(*ch));
-    if (ch == NULL)
+    if (ch == NULL) {
+        trpc_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return NULL;
+    }
     grpc_init();
     /* replies are bounded by the server's limit, not by a client default */
-    arg = trpc_int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, -1);
+    args_buf[0] = trpc_int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, -1);
     args.num_args = 1;
-    args.args = &arg;
-    creds = grpc_insecure_credentials_create();
+    args.args = args_buf;
+    if (tls != NULL) {
+        creds = trpc_tls_channel_credentials(tls, st);
+        if (creds == NULL)
+            goto fail;
+        if (tls->server_name != NULL) {
+            args_buf[1].type = GRPC_ARG_STRING;
+            args_buf[1].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+            args_buf[1].value.string = (char *)tls->server_name; /* copied by gRPC */
+            args.num_args = 2;
+        }
+    } else {
+        creds = grpc_insecure_credentials_create();
+    }
     ch->ch = grpc_channel_create(target, creds, &args);
     grpc_channel_credentials_release(creds);
     if (ch->ch == NULL) {
-        free(ch);
-        grpc_shutdown();
-        return NULL;
+        trpc_status_set(st, GRPC_STATUS_INVALID_ARGUMENT, "cannot create a channel to %s", target);
+        goto fail;
     }
     pthread_mutex_init(&ch->lock, NULL);
     return ch;
+fail:
+    free(ch);
+    grpc_shutdown();
+    return NULL;
+}
+
+trpc_channel *trpc_channel_new(const char *target)
+{
+    return trpc_channel_new_tls(target, NULL, NULL);
 }
 
 void trpc_channel_free(trpc_channel *ch)

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
 
@@ -178,6 +179,23 @@ trpc_pool *trpc_server_pool(trpc_server *srv);
 int trpc_server_max_message(const trpc_server *srv);
 /* Called when a call is freed (live-call accounting). */
 void trpc_server_call_freed(trpc_server *srv);
+
+/* ---- trpc_tls.c ---- */
+
+/* Reads the PEM file at path into *out (malloc'd, NUL-terminated; free with
+ * trpc_tls_pem_free). Returns 0, or -1 with st set (INVALID_ARGUMENT: cannot
+ * be read, no "-----BEGIN " block, NUL bytes, over 4 MiB). */
+int trpc_tls_pem_read(const char *path, char **out, trpc_status *st);
+/* Wipes and frees a string from trpc_tls_pem_read. NULL is a no-op. */
+void trpc_tls_pem_free(char *pem);
+/* Server credentials for one certificate chain + key; client_ca_pem NULL:
+ * no client certificate requested, else required and verified against it.
+ * The PEM strings are copied. */
+grpc_server_credentials *trpc_tls_server_credentials(const char *cert_pem, const char *key_pem,
+                                                     const char *client_ca_pem);
+/* Channel credentials for tls (files read, copied, wiped). NULL with st set
+ * on a bad file or a certificate without key (or the reverse). */
+grpc_channel_credentials *trpc_tls_channel_credentials(const trpc_tls_opts *tls, trpc_status *st);
 
 /* ---- trpc_health.c ---- */
 

@@ -49,6 +49,10 @@ struct trpc_server {
 
     trpc_health *health;
     trpc_reflection *refl;
+
+    /* TLS material read by trpc_server_new (NULL: plaintext), wiped and
+     * freed once the port has its credentials */
+    char *tls_cert, *tls_key, *tls_client_ca;
 };
 
 /* ---- options and services ---- */
@@ -57,6 +61,31 @@ static int check_opt(const char *name, int v)
 {
     if (v < 0) {
         TRPC_LOG_ERROR("trpc: invalid %s %d (expected >= 0)", name, v);
+        return -1;
+    }
+    return 0;
+}
+
+static void free_tls(trpc_server *srv)
+{
+    trpc_tls_pem_free(srv->tls_cert);
+    trpc_tls_pem_free(srv->tls_key);
+    trpc_tls_pem_free(srv->tls_client_ca);
+    srv->tls_cert = srv->tls_key = srv->tls_client_ca = NULL;
+}
+
+/* Reads the TLS files of opts (if any) into srv. 0, or -1 after logging. */
+static int read_tls_files(trpc_server *srv, const trpc_server_opts *opts)
+{
+    trpc_status st;
+
+    if (opts->tls_cert_file == NULL)
+        return 0;
+    if (trpc_tls_pem_read(opts->tls_cert_file, &srv->tls_cert, &st) != 0 ||
+        trpc_tls_pem_read(opts->tls_key_file, &srv->tls_key, &st) != 0 ||
+        (opts->tls_client_ca_file != NULL &&
+         trpc_tls_pem_read(opts->tls_client_ca_file, &srv->tls_client_ca, &st) != 0)) {
+        TRPC_LOG_ERROR("trpc: %s", st.msg);
         return -1;
     }
     return 0;
@@ -79,15 +108,31 @@ trpc_server *trpc_server_new(const trpc_server_opts *opts)
         check_opt("keepalive_timeout_ms", opts->keepalive_timeout_ms) ||
         check_opt("shutdown_grace_ms", opts->shutdown_grace_ms))
         return NULL;
+    if ((opts->tls_cert_file == NULL) != (opts->tls_key_file == NULL)) {
+        TRPC_LOG_ERROR("trpc: a TLS certificate needs its key and the reverse");
+        return NULL;
+    }
+    if (opts->tls_client_ca_file != NULL && opts->tls_cert_file == NULL) {
+        TRPC_LOG_ERROR("trpc: a TLS client CA needs a server certificate and key");
+        return NULL;
+    }
     srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
         return NULL;
+    if (read_tls_files(srv, opts) != 0) {
+        free_tls(srv);
+        free(srv);
+        return NULL;
+    }
     srv->opts = *opts;
+    /* read above: the paths are not kept */
+    srv->opts.tls_cert_file = srv->opts.tls_key_file = srv->opts.tls_client_ca_file = NULL;
     srv->listen_addr = strdup(opts->listen_addr);
     srv->health = trpc_health_new();
     if (srv->listen_addr == NULL || srv->health == NULL) {
         trpc_health_free(srv->health);
         free(srv->listen_addr);
+        free_tls(srv);
         free(srv);
         return NULL;
     }
@@ -417,11 +462,17 @@ int trpc_server_start(trpc_server *srv)
     srv->shutdown_cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(srv->server, srv->shutdown_cq, NULL);
 
-    creds = grpc_insecure_server_credentials_create();
-    port = grpc_server_add_http2_port(srv->server, srv->listen_addr, creds);
-    grpc_server_credentials_release(creds);
+    if (srv->tls_cert != NULL)
+        creds = trpc_tls_server_credentials(srv->tls_cert, srv->tls_key, srv->tls_client_ca);
+    else
+        creds = grpc_insecure_server_credentials_create();
+    port = creds != NULL ? grpc_server_add_http2_port(srv->server, srv->listen_addr, creds) : 0;
+    if (creds != NULL)
+        grpc_server_credentials_release(creds);
+    free_tls(srv); /* gRPC keeps its own copy */
     if (port <= 0) {
-        TRPC_LOG_ERROR("trpc: cannot listen on %s", srv->listen_addr);
+        TRPC_LOG_ERROR("trpc: cannot listen on %s%s", srv->listen_addr,
+                       creds == NULL ? " (bad TLS credentials)" : "");
         goto fail;
     }
     srv->pool = trpc_pool_new(srv->opts.pool_threads, srv->opts.pool_queue, srv->opts.worker_init,
@@ -587,6 +638,7 @@ void trpc_server_free(trpc_server *srv)
     free(srv->methods);
     free(srv->services);
     free(srv->listen_addr);
+    free_tls(srv);
     pthread_rwlock_destroy(&srv->req_lock);
     pthread_mutex_destroy(&srv->live_lock);
     free(srv);

@@ -264,6 +264,21 @@ out:
     return code;
 }
 
+/* A rejected call is logged with the reason and, for a token of the right
+ * shape, the first 4 bytes of its SHA-256 (enough to find the row in
+ * api_tokens.token_hash, useless for guessing the token); never the token. */
+static void log_rejected(const char *token, size_t len, const trpc_status *st)
+{
+    unsigned char h[32];
+
+    if (token != NULL && auth_token_is_well_formed(token, len) &&
+        auth_token_hash(token, len, h) == 0)
+        log_warn("auth: call rejected: %s (token sha256 %02x%02x%02x%02x...)", st->msg, h[0], h[1],
+                 h[2], h[3]);
+    else
+        log_warn("auth: call rejected: %s", st->msg);
+}
+
 grpc_status_code auth_authenticate(auth_cache *cache, PGconn *conn, const char *value, size_t len,
                                    struct auth_identity *id, trpc_status *st)
 {
@@ -271,9 +286,11 @@ grpc_status_code auth_authenticate(auth_cache *cache, PGconn *conn, const char *
     size_t token_len = 0;
     grpc_status_code code = auth_parse_bearer(value, len, &token, &token_len, st);
 
-    if (code != GRPC_STATUS_OK)
-        return code;
-    return auth_verify(cache, conn, token, token_len, id, st);
+    if (code == GRPC_STATUS_OK)
+        code = auth_verify(cache, conn, token, token_len, id, st);
+    if (code == GRPC_STATUS_UNAUTHENTICATED && log_min_level <= LOG_WARN)
+        log_rejected(token, token_len, st);
+    return code;
 }
 
 int auth_name_is_valid(const char *name)

@@ -78,7 +78,9 @@ grpc_status_code auth_verify(auth_cache *cache, PGconn *conn, const char *token,
                              struct auth_identity *id, trpc_status *st);
 
 /* auth_parse_bearer, then auth_verify: the whole check for one call, given
- * the `authorization` metadata value (NULL when absent). */
+ * the `authorization` metadata value (NULL when absent). An UNAUTHENTICATED
+ * result is logged at warn level with its reason (and, for a well-formed
+ * token, the first 4 bytes of its SHA-256), never with the token. */
 grpc_status_code auth_authenticate(auth_cache *cache, PGconn *conn, const char *value, size_t len,
                                    struct auth_identity *id, trpc_status *st);
 

@@ -12,6 +12,10 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 enum {
     OPT_LISTEN = 256,
@@ -21,6 +25,9 @@ enum {
     OPT_POOL_SIZE,
     OPT_MAX_MESSAGE,
     OPT_READY_FILE,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CLIENT_CA,
     OPT_VERSION,
     OPT_HELP,
 };
@@ -33,6 +40,9 @@ static const struct option long_opts[] = {
     {"pool-size", required_argument, NULL, OPT_POOL_SIZE},
     {"max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -53,6 +63,11 @@ void config_usage(const char *prog, int default_port)
            "  --max-message-bytes N    largest gRPC message sent or received, %d..%d\n"
            "                           (default %d)\n"
            "  --ready-file PATH        once serving, write the bound address there\n"
+           "  --tls-cert PATH          serve TLS with this PEM certificate chain (env\n"
+           "                           TALLY_TLS_CERT; default: plaintext)\n"
+           "  --tls-key PATH           its PEM private key, unencrypted (env TALLY_TLS_KEY)\n"
+           "  --tls-client-ca PATH     mutual TLS: clients must present a certificate signed\n"
+           "                           by a CA in this PEM file (env TALLY_TLS_CLIENT_CA)\n"
            "  --help                   print this help\n"
            "  --version                print the version\n"
            "\n"
@@ -156,10 +171,137 @@ static int default_workers(void)
     return n > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : (int)n;
 }
 
+/* ---- TLS files ----
+ * Read and parsed here, so a wrong path or a mismatched key is a
+ * configuration error (exit 2, saying which file and why) rather than a
+ * server that cannot bind or fails every handshake. */
+
+/* OpenSSL's reason for the last failure (its queue cleared), or dflt. */
+static const char *ssl_reason(const char *dflt)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+    ERR_clear_error();
+    return r != NULL ? r : dflt;
+}
+
+/* An encrypted key is refused rather than prompted for. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+static FILE *open_tls_file(const char *prog, const char *label, const char *path)
+{
+    FILE *f;
+
+    if (path[0] == '\0') {
+        fprintf(stderr, "%s: invalid %s \"\" (expected a file path)\n", prog, label);
+        return NULL;
+    }
+    f = fopen(path, "r");
+    if (f == NULL)
+        fprintf(stderr, "%s: cannot read %s \"%s\" (%s)\n", prog, label, path, strerror(errno));
+    return f;
+}
+
+/* The first of the certificates in the PEM file at path (all must parse),
+ * or NULL after printing why. */
+static X509 *read_certs(const char *prog, const char *label, const char *path)
+{
+    FILE *f = open_tls_file(prog, label, path);
+    X509 *first = NULL, *x;
+    unsigned long e;
+
+    if (f == NULL)
+        return NULL;
+    while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+        if (first == NULL)
+            first = x;
+        else
+            X509_free(x);
+    }
+    /* the loop ends with an error: "no start line" at the end of the file,
+     * anything else for a block that does not parse */
+    e = ERR_peek_last_error();
+    ERR_clear_error();
+    if (ferror(f)) {
+        fprintf(stderr, "%s: cannot read %s \"%s\" (%s)\n", prog, label, path, strerror(errno));
+        X509_free(first);
+        first = NULL;
+    } else if (first == NULL || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
+        fprintf(stderr, "%s: invalid %s \"%s\" (expected PEM certificates)\n", prog, label, path);
+        X509_free(first);
+        first = NULL;
+    }
+    fclose(f);
+    return first;
+}
+
+static int check_tls(const char *prog, const struct config *cfg, const char *cert_label,
+                     const char *key_label, const char *ca_label)
+{
+    X509 *cert = NULL, *ca = NULL;
+    EVP_PKEY *key = NULL;
+    FILE *f = NULL;
+    int rc = CONFIG_BAD;
+
+    if (cfg->tls_cert == NULL && cfg->tls_key == NULL) {
+        if (cfg->tls_client_ca == NULL)
+            return CONFIG_OK;
+        fprintf(stderr, "%s: %s needs --tls-cert and --tls-key (mutual TLS is TLS)\n", prog,
+                ca_label);
+        return CONFIG_BAD;
+    }
+    if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
+        fprintf(stderr, "%s: %s without %s (give both or neither)\n", prog,
+                cfg->tls_cert ? cert_label : key_label, cfg->tls_cert ? "--tls-key" : "--tls-cert");
+        return CONFIG_BAD;
+    }
+    cert = read_certs(prog, cert_label, cfg->tls_cert);
+    if (cert == NULL)
+        goto out;
+    f = open_tls_file(prog, key_label, cfg->tls_key);
+    if (f == NULL)
+        goto out;
+    key = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
+    if (key == NULL) {
+        fprintf(stderr, "%s: invalid %s \"%s\" (expected an unencrypted PEM private key: %s)\n",
+                prog, key_label, cfg->tls_key, ssl_reason("unreadable"));
+        goto out;
+    }
+    if (X509_check_private_key(cert, key) != 1) {
+        ERR_clear_error();
+        fprintf(stderr, "%s: %s \"%s\" does not match %s \"%s\" (wrong key)\n", prog, key_label,
+                cfg->tls_key, cert_label, cfg->tls_cert);
+        goto out;
+    }
+    if (cfg->tls_client_ca != NULL) {
+        ca = read_certs(prog, ca_label, cfg->tls_client_ca);
+        if (ca == NULL)
+            goto out;
+    }
+    rc = CONFIG_OK;
+out:
+    if (f != NULL)
+        fclose(f);
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    X509_free(ca);
+    return rc;
+}
+
 int config_load(struct config *cfg, const char *prog, int default_port, int argc, char **argv)
 {
     const char *listen = NULL, *db = NULL, *level = NULL, *workers = NULL, *pool = NULL;
     const char *max_msg = NULL, *label = NULL, *v;
+    const char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
+    const char *cert_label = NULL, *key_label = NULL, *ca_label = NULL;
     char range[64];
     int c;
 
@@ -199,6 +341,15 @@ int config_load(struct config *cfg, const char *prog, int default_port, int argc
             if (optarg[0] == '\0')
                 return bad(prog, "--ready-file", optarg, "a file path");
             cfg->ready_file = optarg;
+            break;
+        case OPT_TLS_CERT:
+            tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            tls_key = optarg;
+            break;
+        case OPT_TLS_CLIENT_CA:
+            tls_ca = optarg;
             break;
         case 'h':
         case OPT_HELP:
@@ -259,7 +410,10 @@ int config_load(struct config *cfg, const char *prog, int default_port, int argc
         parse_int(v, CONFIG_MAX_MESSAGE_MIN, CONFIG_MAX_MESSAGE_MAX, &cfg->max_message_bytes) != 0)
         return bad(prog, label, v, range);
 
-    return CONFIG_OK;
+    cfg->tls_cert = pick(tls_cert, "--tls-cert", "TALLY_TLS_CERT", &cert_label);
+    cfg->tls_key = pick(tls_key, "--tls-key", "TALLY_TLS_KEY", &key_label);
+    cfg->tls_client_ca = pick(tls_ca, "--tls-client-ca", "TALLY_TLS_CLIENT_CA", &ca_label);
+    return check_tls(prog, cfg, cert_label, key_label, ca_label);
 }
 
 void config_server_opts(const struct config *cfg, trpc_server_opts *opts)
@@ -269,6 +423,9 @@ void config_server_opts(const struct config *cfg, trpc_server_opts *opts)
     opts->cq_threads = cfg->workers;
     opts->pool_threads = cfg->pool_size;
     opts->max_message_bytes = cfg->max_message_bytes;
+    opts->tls_cert_file = cfg->tls_cert;
+    opts->tls_key_file = cfg->tls_key;
+    opts->tls_client_ca_file = cfg->tls_client_ca;
 }
 
 int config_bound_addr(const struct config *cfg, int port, char *buf, size_t size)

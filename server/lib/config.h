@@ -13,6 +13,13 @@
  *   --pool-size N            env TALLY_POOL_SIZE; 1..256, default 8
  *   --max-message-bytes N    1024..1073741824, default 4194304
  *   --ready-file PATH        written once serving (config_write_ready_file)
+ *   --tls-cert PATH          env TALLY_TLS_CERT; PEM certificate chain: serve
+ *                            TLS only (default: plaintext)
+ *   --tls-key PATH           env TALLY_TLS_KEY; its PEM private key
+ *                            (unencrypted); with --tls-cert, both or neither
+ *   --tls-client-ca PATH     env TALLY_TLS_CLIENT_CA; PEM CA certificates:
+ *                            mutual TLS, every client must present a
+ *                            certificate signed by one (needs --tls-cert)
  *   --help, --version
  *
  * An environment variable that is empty counts as unset; one whose flag is
@@ -51,6 +58,12 @@ struct config {
     int pool_size;          /* blocking pool threads = DB connections, 1..256 */
     int max_message_bytes;  /* gRPC send and receive limit */
     const char *ready_file; /* NULL = none; borrowed from argv */
+    /* TLS: PEM file paths, borrowed from argv or the environment. All NULL =
+     * plaintext; tls_cert and tls_key are both set or both NULL; tls_client_ca
+     * only with them. config_load has read and checked them. */
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_client_ca;
 };
 
 /* Fills cfg from the defaults, the environment and argv (getopt_long, so
@@ -59,7 +72,9 @@ struct config {
  * CONFIG_OK, or CONFIG_HELP / CONFIG_VERSION (nothing else to do), or
  * CONFIG_BAD after printing one line "<prog>: <what> (<why>)" to stderr
  * (unknown option, missing or malformed value, value out of range, bad
- * address, extra arguments). Strings in cfg borrow from prog, argv and the
+ * address, extra arguments; a TLS file that cannot be read or parsed, a
+ * key that does not match the certificate, --tls-cert without --tls-key or
+ * the reverse, --tls-client-ca without them). Strings in cfg borrow from prog, argv and the
  * environment, which must outlive it. Not thread-safe (getopt state,
  * getenv); call it once, early in main. Calling it again re-parses from
  * scratch (tests do). */
@@ -69,8 +84,8 @@ int config_load(struct config *cfg, const char *prog, int default_port, int argc
 void config_usage(const char *prog, int default_port);
 
 /* The server options of cfg: listen address, CQ threads, pool threads,
- * message size limit. Every other field of *opts is zeroed (runtime
- * defaults; no worker_init). */
+ * message size limit, TLS files (borrowed from cfg). Every other field of
+ * *opts is zeroed (runtime defaults; no worker_init). */
 void config_server_opts(const struct config *cfg, trpc_server_opts *opts);
 
 /* The address clients reach once the server is bound to port: the host of
