@@ -199,15 +199,18 @@ static int account_status_opt(const struct session *s, const char *v, Tally__V1_
  * the page keeps an empty list, so freeing both frees each item once. */
 #define MOVE_ITEMS(acc, page, field, count, type)                                                  \
     do {                                                                                           \
-        type **grown_ = realloc((acc)->field, ((acc)->count + (page)->count) * sizeof(type *));    \
-        if (grown_ == NULL && (acc)->count + (page)->count > 0)                                    \
-            goto oom;                                                                              \
-        (acc)->field = grown_;                                                                     \
-        memcpy((acc)->field + (acc)->count, (page)->field, (page)->count * sizeof(type *));        \
-        (acc)->count += (page)->count;                                                             \
-        free((page)->field);                                                                       \
-        (page)->field = NULL;                                                                      \
-        (page)->count = 0;                                                                         \
+        if ((page)->count > 0) {                                                                   \
+            type **grown_ =                                                                        \
+                realloc((acc)->field, ((acc)->count + (page)->count) * sizeof(type *));            \
+            if (grown_ == NULL)                                                                    \
+                goto oom;                                                                          \
+            (acc)->field = grown_;                                                                 \
+            memcpy((acc)->field + (acc)->count, (page)->field, (page)->count * sizeof(type *));    \
+            (acc)->count += (page)->count;                                                         \
+            free((page)->field);                                                                   \
+            (page)->field = NULL;                                                                  \
+            (page)->count = 0;                                                                     \
+        }                                                                                          \
     } while (0)
 
 static int run_ls(struct session *s, const struct cli_args *a)

@@ -816,7 +816,10 @@ static void test_exit_9_unavailable_names_the_address(void)
 }
 
 /* The query server waits for a position that will never be projected until
- * the deadline passes. */
+ * the deadline passes; the contract (query.proto) says DEADLINE_EXCEEDED.
+ * (If this answers "CANCELLED: call cancelled" now and then, the server saw
+ * its call cancelled by the deadline before its own deadline check:
+ * ckwatch_wait in server/lib/ckwatch.c must test the deadline first.) */
 static void test_exit_10_deadline_exceeded(void)
 {
     struct run r;
@@ -1387,13 +1390,47 @@ static void test_watch_json_lines_and_sigterm_exits_143(void)
     free(err);
 }
 
+/* A watch with --timeout ends with DEADLINE_EXCEEDED (10) and says where to
+ * resume. */
+static void test_watch_timeout_exits_10_with_resume_position(void)
+{
+    char id[UUID_LEN + 1];
+    struct run r;
+
+    open_account("rita", "EUR", id);
+    ctl(&r, "watch", "--from", "start", "--id", id, "--timeout", "1s", NULL);
+    CHECK_RC(&r, 10);
+    CU_ASSERT_EQUAL(count_lines(r.out), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "  v1  AccountOpened  owner=rita"));
+    CU_ASSERT_EQUAL(strncmp(r.err, "tallyctl: watch: DEADLINE_EXCEEDED: ", 36), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "\ntallyctl: watch: resume with --from "));
+    run_free(&r);
+}
+
 /* ---- the end ---- */
 
+/* The projector's shutdown ends a running watch with UNAVAILABLE (9) and
+ * the resume position; then every daemon must have exited 0. */
 static void test_daemons_stop_cleanly(void)
 {
+    const char *args[] = {"watch", "--checkpoints", NULL};
+    struct bg b;
+    char *out, *err;
     int i;
 
-    for (i = 0; i < 3; i++) {
+    CU_ASSERT_EQUAL_FATAL(bg_start(&b, args), 0);
+    out = bg_wait_for(&b, "# caught up at ");
+    CU_ASSERT_PTR_NOT_NULL(out);
+    free(out);
+    CU_ASSERT_EQUAL(harness_daemon_stop(&fx.d[2], STOP_MS), 0);
+    fx.running[2] = false;
+    CU_ASSERT_EQUAL(bg_stop(&b, 0), 9);
+    err = slurp(b.err_path);
+    CU_ASSERT_EQUAL(strncmp(err, "tallyctl: watch: UNAVAILABLE: ", 30), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "\ntallyctl: watch: resume with --from "));
+    CU_ASSERT_PTR_NULL(strstr(err, "Sanitizer"));
+    free(err);
+    for (i = 0; i < 2; i++) {
         CU_ASSERT_EQUAL(harness_daemon_stop(&fx.d[i], STOP_MS), 0);
         fx.running[i] = false;
     }
@@ -1427,7 +1464,9 @@ static CU_TestInfo cli_tests[] = {
     {"watch prints events, SIGINT exits 130, --from resumes",
      test_watch_prints_events_and_stops_on_sigint},
     {"watch --json lines, SIGTERM exits 143", test_watch_json_lines_and_sigterm_exits_143},
-    {"daemons stop cleanly", test_daemons_stop_cleanly},
+    {"watch --timeout exits 10 with the resume position",
+     test_watch_timeout_exits_10_with_resume_position},
+    {"projector shutdown ends watch with 9; daemons stop cleanly", test_daemons_stop_cleanly},
     CU_TEST_INFO_NULL,
 };
 
