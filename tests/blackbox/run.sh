@@ -140,21 +140,22 @@ done
 
 # the clients; each prints "N passed, M failed" last
 run_client() {
-    local name=$1 out
+    local name=$1 rc last p f
     shift
     echo "--- $name"
-    out=$("$@" 2>&1) || true
-    echo "$out"
-    local last p f
-    last=$(tail -n 1 <<<"$out")
+    "$@" 2>&1 | tee "$work/$name.out" && rc=0 || rc=$?
+    last=$(tail -n 1 "$work/$name.out")
     if [[ "$last" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
         p=${BASH_REMATCH[1]}
         f=${BASH_REMATCH[2]}
         passed=$((passed + p))
         failed=$((failed + f))
-        [ "$p" -gt 0 ] || failed=$((failed + 1))
+        if [ "$p" -eq 0 ] || { [ "$f" -eq 0 ] && [ $rc -ne 0 ]; }; then
+            echo "FAIL $name: exit status $rc after $p passed, $f failed"
+            failed=$((failed + 1))
+        fi
     else
-        echo "FAIL $name: no summary line"
+        echo "FAIL $name: exit status $rc, no summary line"
         failed=$((failed + 1))
     fi
 }
