@@ -45,6 +45,7 @@ for k in command query projector admin; do
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tally-blackbox.XXXXXX") # make test finds it there
+chmod 0755 "$work" # its pg/ belongs to the postgres user when we are root
 own_cluster=""
 server=""
 dbname=tally_bb_$$_$RANDOM
