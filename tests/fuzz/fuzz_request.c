@@ -17,9 +17,9 @@
  *             debit, credit and reversal on the loaded states);
  *   queries   server/query/log_rpcs.c and qexec.c (included below, so
  *             qry_page_size, qry_timestamp_us and aggregate_type_check are
- *             the real ones); RPCs without a handler yet (GetAccount,
- *             ListAccounts, ListEntries, GetTransfer, GetTenantUsage) get
- *             the checks their contract in query.proto states;
+ *             the real ones) and rm_rpcs.c (parse_day, int64_key and
+ *             status_filter through fuzz_request_rm.c), with page tokens
+ *             decoded by cursor.c for a fixed tenant;
  *   Subscribe logread_filter_check (shared with ReadAll).
  *
  * Invariants: unpack never crashes; a check answers OK or a code the
@@ -27,7 +27,8 @@
  * accepted are canonical lower case; page sizes land in 1..max; every event
  * a decide function emits evolves the state it was decided on (version + 1,
  * balance within the overdraft after a debit), survives its stored form
- * (payload -> JSON text: valid UTF-8, no \u0000 -> payload -> event) and
+ * (payload -> JSON text: valid UTF-8 that parses without U+0000 -> payload
+ * -> event) and
  * evolves to the same state from there. Every RPC of the three services
  * must have a checker here: a new RPC aborts the first run until it gets
  * one. */
@@ -40,8 +41,10 @@
 #include "tally/v1/subscription.trpc.h"
 
 #include "account.h"
+#include "cursor.h"
 #include "evcodec.h"
 #include "fuzz_common.h"
+#include "fuzz_request_rm.h"
 #include "logread.h"
 #include "money.h"
 #include "qexec.h"
@@ -62,6 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define GENERATED_ACCOUNT_ID  "0190a0b0-c0d0-7000-8000-000000000001"
 #define GENERATED_PAYMENT_ID  "0190a0b0-c0d0-7000-8000-000000000002"
 #define GENERATED_TRANSFER_ID "0190a0b0-c0d0-7000-8000-000000000003"
+/* The caller's tenant (page-token fingerprints include it). */
+#define TENANT_ID "0190a0b0-c0d0-7000-8000-0000000000ee"
 
 struct fixture {
     unsigned account, payment, other; /* selectors from byte 1 */
@@ -158,8 +163,15 @@ static char *stored_text(const Tally__V1__Event *env)
     json_decref(j);
     FUZZ_CHECK(text != NULL, "json_dumps failed");
     FUZZ_CHECK(text_is_utf8(text, strlen(text)), "%s: stored form is not utf-8", env->event_type);
-    FUZZ_CHECK(strstr(text, "\\u0000") == NULL, "%s: stored form holds U+0000: %s", env->event_type,
-               text);
+    {
+        /* jansson, like jsonb, refuses \u0000 in a string unless told otherwise */
+        json_error_t err;
+        json_t *back = json_loads(text, 0, &err);
+
+        FUZZ_CHECK(back != NULL, "%s: stored form does not parse (%s): %s", env->event_type,
+                   err.text, text);
+        json_decref(back);
+    }
     return text;
 }
 
@@ -506,14 +518,14 @@ static grpc_status_code page_size(const char *field, int32_t requested, int def,
 }
 
 static grpc_status_code timestamp(const char *field, const Google__Protobuf__Timestamp *ts,
-                                  trpc_status *st)
+                                  int64_t *us, trpc_status *st)
 {
-    int64_t us = 0;
     grpc_status_code code;
 
+    *us = 0;
     if (ts == NULL)
         return trpc_status_set(st, OK, "ok");
-    code = qry_timestamp_us(field, ts, &us, st);
+    code = qry_timestamp_us(field, ts, us, st);
     if (code != OK)
         st->code = code;
     else
@@ -553,9 +565,44 @@ static void q_get_account(const ProtobufCMessage *m, const struct fixture *fx)
         id_of("account_id", r->account_id, id, &st);
 }
 
+/* A page token as the handler decodes it (fingerprint of the fixed tenant
+ * and the request's parameters); OK when there is none. */
+static grpc_status_code page_token(const char *token, const char *kind, const char *const *params,
+                                   char keys[][CURSOR_KEY_SIZE], size_t n, trpc_status *st)
+{
+    uint8_t fp[CURSOR_FP_LEN];
+    grpc_status_code code;
+
+    trpc_status_set(st, OK, "ok");
+    if (token[0] == '\0')
+        return OK;
+    cursor_fingerprint(kind, TENANT_ID, params, 3, fp);
+    code = cursor_decode(token, kind, fp, keys, n, st);
+    check_code("page_token", code, st, 0);
+    if (code == OK)
+        for (size_t i = 0; i < n; i++)
+            FUZZ_CHECK(strlen(keys[i]) < CURSOR_KEY_SIZE, "page_token key %zu too long", i);
+    return code;
+}
+
+static grpc_status_code int64_key(const char *s, trpc_status *st)
+{
+    int64_t v;
+    grpc_status_code code = fuzz_rm_int64_key(s, &v, st);
+
+    if (code != OK)
+        check_code("page_token key", code, st, 0);
+    return code;
+}
+
+/* rm_rpcs.c qry_list_accounts */
 static void q_list_accounts(const ProtobufCMessage *m, const struct fixture *fx)
 {
     const Tally__V1__ListAccountsRequest *r = (const Tally__V1__ListAccountsRequest *)m;
+    const char *status = fuzz_rm_status_filter(r->status);
+    const char *params[3] = {status, r->owner[0] ? r->owner : NULL,
+                             r->currency[0] ? r->currency : NULL};
+    char keys[2][CURSOR_KEY_SIZE];
     trpc_status st;
 
     (void)fx;
@@ -567,21 +614,49 @@ static void q_list_accounts(const ProtobufCMessage *m, const struct fixture *fx)
         grpc_status_code code = money_check_currency("currency", r->currency, &st);
 
         check_code("currency", code, &st, 0);
+        if (code != OK)
+            return;
+    }
+    if (r->status != TALLY__V1__ACCOUNT_STATUS__ACCOUNT_STATUS_UNSPECIFIED && status == NULL)
+        return; /* INVALID_ARGUMENT "unknown status" */
+    if (page_token(r->page_token, "accounts", params, keys, 2, &st) == OK && r->page_token[0] &&
+        int64_key(keys[0], &st) == OK && uuid_is_valid(keys[1])) {
+        /* the key reaches SQL as a timestamp in microseconds: it must be one
+         * (qexec.c's range), or PostgreSQL fails the query */
+        int64_t us = strtoll(keys[0], NULL, 10);
+
+        FUZZ_CHECK(us >= MIN_SECONDS * 1000000 && us <= MAX_SECONDS * 1000000 + 999999,
+                   "page_token time key %s accepted: no timestamp", keys[0]);
     }
 }
 
+/* rm_rpcs.c qry_list_entries */
 static void q_list_entries(const ProtobufCMessage *m, const struct fixture *fx)
 {
     const Tally__V1__ListEntriesRequest *r = (const Tally__V1__ListEntriesRequest *)m;
-    char id[UUID_STR_SIZE];
+    char id[UUID_STR_SIZE], keys[1][CURSOR_KEY_SIZE], range[64], from[24], to[24];
+    const char *params[3];
+    int64_t from_us, to_us;
     trpc_status st;
 
     (void)fx;
-    if (min_position(r->min_position, &st) != OK || id_of("account_id", r->account_id, id, &st) ||
-        page_size("page_size", r->page_size, QRY_PAGE_DEFAULT, QRY_PAGE_MAX, &st) != OK)
+    if (min_position(r->min_position, &st) != OK ||
+        id_of("account_id", r->account_id, id, &st) != OK ||
+        page_size("page_size", r->page_size, QRY_PAGE_DEFAULT, QRY_PAGE_MAX, &st) != OK ||
+        timestamp("from_time", r->from_time, &from_us, &st) != OK ||
+        timestamp("to_time", r->to_time, &to_us, &st) != OK)
         return;
-    if (timestamp("from_time", r->from_time, &st) == OK)
-        timestamp("to_time", r->to_time, &st);
+    if (r->from_time && r->to_time && to_us <= from_us)
+        return; /* INVALID_ARGUMENT "to_time must be after from_time" */
+    snprintf(from, sizeof(from), "%lld", (long long)from_us);
+    snprintf(to, sizeof(to), "%lld", (long long)to_us);
+    snprintf(range, sizeof(range), "%s/%s", r->from_time ? from : "-", r->to_time ? to : "-");
+    params[0] = id;
+    params[1] = r->direction == TALLY__V1__READ_DIRECTION__READ_DIRECTION_BACKWARDS ? "backwards"
+                                                                                    : "forwards";
+    params[2] = range;
+    if (page_token(r->page_token, "entries", params, keys, 1, &st) == OK && r->page_token[0])
+        int64_key(keys[0], &st);
 }
 
 static void q_get_operation(const ProtobufCMessage *m, const struct fixture *fx)
@@ -610,6 +685,7 @@ static void q_get_account_at(const ProtobufCMessage *m, const struct fixture *fx
 {
     const Tally__V1__GetAccountAtRequest *r = (const Tally__V1__GetAccountAtRequest *)m;
     char id[UUID_STR_SIZE];
+    int64_t us;
     trpc_status st;
 
     (void)fx;
@@ -621,7 +697,7 @@ static void q_get_account_at(const ProtobufCMessage *m, const struct fixture *fx
     case TALLY__V1__GET_ACCOUNT_AT_REQUEST__AT_TIME:
         /* unpack gives a set oneof message member a message, never NULL */
         FUZZ_CHECK(r->time != NULL, "time case without a message");
-        timestamp("time", r->time, &st);
+        timestamp("time", r->time, &us, &st);
         break;
     default:
         break;
@@ -673,14 +749,34 @@ static void q_list_by_correlation(const ProtobufCMessage *m, const struct fixtur
         page_size("limit", r->limit, QRY_LIMIT_DEFAULT, LOGREAD_MAX_LIMIT, &st);
 }
 
+/* rm_rpcs.c qry_get_tenant_usage */
 static void q_tenant_usage(const ProtobufCMessage *m, const struct fixture *fx)
 {
     const Tally__V1__GetTenantUsageRequest *r = (const Tally__V1__GetTenantUsageRequest *)m;
+    long from = 0, to = 0;
     trpc_status st;
+    grpc_status_code code;
 
     (void)fx;
-    /* no date checker exists yet: the min_position rule only */
-    min_position(r->min_position, &st);
+    if (min_position(r->min_position, &st) != OK)
+        return;
+    code = fuzz_rm_parse_day("from_date", r->from_date, &from, &st);
+    if (code == OK)
+        code = fuzz_rm_parse_day("to_date", r->to_date, &to, &st);
+    if (code != OK) {
+        check_code("date", code, &st, 0);
+        return;
+    }
+    /* what reaches SQL as $2::date / $3::date: a plain YYYY-MM-DD */
+    FUZZ_CHECK(strlen(r->from_date) == 10 && strlen(r->to_date) == 10, "dates %s %s", r->from_date,
+               r->to_date);
+    for (int i = 0; i < 10; i++)
+        FUZZ_CHECK(i == 4 || i == 7 ? r->from_date[i] == '-' && r->to_date[i] == '-'
+                                    : (r->from_date[i] >= '0' && r->from_date[i] <= '9') &&
+                                          (r->to_date[i] >= '0' && r->to_date[i] <= '9'),
+                   "a date the database must parse was accepted: \"%s\" .. \"%s\"", r->from_date,
+                   r->to_date);
+    FUZZ_CHECK(from >= 0 && to >= 0, "days %ld %ld", from, to);
 }
 
 static void q_projection_status(const ProtobufCMessage *m, const struct fixture *fx)

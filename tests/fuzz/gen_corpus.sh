@@ -34,6 +34,21 @@ B=0190a0b0-c0d0-7000-8000-0000000000bb
 P=0190a0b0-c0d0-7000-8000-0000000000cc
 T=0190a0b0-c0d0-7000-8000-0000000000dd
 
+# A page token as server/query/cursor.c makes it: base64url (no padding) of
+# {"c":kind,"f":hex(sha256(kind\0 tenant\0 (tag param\0)...)[:16]),"k":[keys]}.
+# token <kind> <tenant> <params, "-" = NULL, comma-separated> <keys, comma-separated>
+token() {
+    python3 - "$@" <<'PY'
+import base64, hashlib, json, sys
+kind, tenant, params, keys = sys.argv[1:5]
+h = hashlib.sha256(kind.encode() + b"\0" + tenant.encode() + b"\0")
+for p in params.split(","):
+    h.update(b"\0" if p == "-" else b"\1" + p.encode() + b"\0")
+text = json.dumps({"c": kind, "f": h.hexdigest()[:32], "k": keys.split(",")}, separators=(",", ":"))
+sys.stdout.write(base64.urlsafe_b64encode(text.encode()).decode().rstrip("="))
+PY
+}
+
 # ---- fuzz_request: method index, state byte, request ----
 req() { # req <name> <method-index> <state-byte> <type> <text>
     { byte "$2"; byte "$3"; encode "tally.v1.$4" "$5"; } | seed fuzz_request "$1"
@@ -49,7 +64,12 @@ req freeze 6 1 FreezeAccountRequest "account_id: \"$A\" reason: \"fraud check\""
 req unfreeze 7 3 UnfreezeAccountRequest "account_id: \"$A\" reason: \"cleared\" expected_version { value: 4 }"
 req close 8 7 CloseAccountRequest "account_id: \"$A\" reason: \"customer left\""
 req get-account 9 0 GetAccountRequest "account_id: \"$A\" min_position { tx_id: 7 global_position: 3 }"
+E=0190a0b0-c0d0-7000-8000-0000000000ee # fuzz_request's tenant
 req list-accounts 10 0 ListAccountsRequest 'status: ACCOUNT_STATUS_OPEN owner: "Ada" currency: "EUR" page_size: 10 page_token: "abc"'
+req list-accounts-token 10 0 ListAccountsRequest "status: ACCOUNT_STATUS_OPEN owner: \"Ada\" currency: \"EUR\" page_token: \"$(token accounts $E OPEN,Ada,EUR 1700000000000000,$A)\""
+req list-accounts-token-overflow 10 0 ListAccountsRequest "page_token: \"$(token accounts $E -,-,- 9223372036854775807,$A)\""
+req tenant-usage-signed-day 18 0 GetTenantUsageRequest 'from_date: "1970-01-+1" to_date: "1970-01-02"'
+req list-entries-token 11 0 ListEntriesRequest "account_id: \"$A\" direction: READ_DIRECTION_BACKWARDS page_token: \"$(token entries $E $A,backwards,-/- 5)\""
 req list-entries 11 0 ListEntriesRequest "account_id: \"$A\" direction: READ_DIRECTION_BACKWARDS from_time { seconds: 1700000000 } to_time { seconds: 1800000000 nanos: 5 } page_size: 5"
 req get-operation 12 0 GetOperationRequest "operation_id: \"$P\""
 req get-transfer 13 0 GetTransferRequest "transfer_id: \"$T\""
@@ -96,6 +116,14 @@ refl extension-numbers 'all_extension_numbers_of_type: ".tally.v1.Event"'
 { byte 0; printf 'account\ntransfer'; } | seed fuzz_filter_sql split-plain
 { byte 0; printf 'Trans%%fer\n_x\n\\\n"quoted"\n{a,b}\nNULL\n'"'"'; DROP TABLE events; --'; } | seed fuzz_filter_sql split-metachars
 { byte 1; encode tally.v1.EventFilter "aggregate_types: \"account\" aggregate_id: \"$A\" event_type_prefixes: \"Dep\" event_type_prefixes: \"100%_\" correlation_id: \"c\""; } | seed fuzz_filter_sql filter
+
+# ---- fuzz_cursor: mode byte (bit 0 round trip, bit 1 entries, bit 2 other params), data ----
+C=0190a0b0-c0d0-7000-8000-0000000000aa # fuzz_cursor's tenant
+{ byte 0; token accounts $C OPEN,owner,- 1700000000000000,$A; } | seed fuzz_cursor decode-accounts
+{ byte 6; token entries $C OPEN,owner,EUR 42; } | seed fuzz_cursor decode-entries
+{ byte 0; printf 'eyJjIjoiYWNjb3VudHMiLCJmIjoiMDAiLCJrIjpbXX0'; } | seed fuzz_cursor decode-bad-fingerprint
+{ byte 1; printf '1700000000000000\n%s' $A; } | seed fuzz_cursor roundtrip-accounts
+{ byte 3; printf -- '-9223372036854775808'; } | seed fuzz_cursor roundtrip-entries
 
 # ---- fuzz_scalars: mode (0 parse, 1 format, 2 add/sub, 3 uuid text, 4 uuid bytes, 5 utf-8),
 # currency index (48 EUR, 71 JPY, 78 KWD, 31 CLF), data ----
