@@ -215,16 +215,19 @@ grpc_status_code ckwatch_wait(ckwatch *w, struct store_position pos, trpc_call *
     while (logread_position_cmp(w->cur, pos) < 0) {
         struct timespec slice, now;
 
-        if (w->stopping || (call && trpc_call_is_cancelled(call))) {
-            code = trpc_status_set(st, GRPC_STATUS_CANCELLED, "call cancelled");
-            break;
-        }
+        /* the deadline first: a call past it is also "cancelled", and the
+         * contract says DEADLINE_EXCEEDED */
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec)) {
+        if ((call && trpc_call_ms_left(call) <= 0) || now.tv_sec > end.tv_sec ||
+            (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec)) {
             code =
                 trpc_status_set(st, GRPC_STATUS_DEADLINE_EXCEEDED,
                                 "projections have not reached position %" PRIu64 "/%" PRId64 " yet",
                                 pos.tx_id, pos.global_position);
+            break;
+        }
+        if (w->stopping || (call && trpc_call_is_cancelled(call))) {
+            code = trpc_status_set(st, GRPC_STATUS_CANCELLED, "call cancelled");
             break;
         }
         now_plus(&slice, 100); /* wake up now and then to see a cancel */
