@@ -235,11 +235,11 @@ static enum cu try_join(struct sub *s)
 }
 
 /* Reads s's events from the table after s->pos, page by page (at most
- * max_pages; each page ends with a message, so there are never more than
- * a page's scan between two), until s->pos enters the ring's window and the
- * tail takes s over. Sends
- * wait up to wait_ms for room (0: none, then each page reads only what fits
- * in the queue, plus one that finds it full and arms on_writable). */
+ * max_pages; each page ends with a message, so there are never more than a
+ * page's scan between two), until s->pos enters the ring's window and the
+ * tail takes s over. Sends wait up to wait_ms for room (0: not at all; then
+ * each page reads only what fits in the queue, plus one event that finds it
+ * full and so arms on_writable). */
 static enum cu catchup_run(struct sub *s, PGconn *conn, int wait_ms, int max_pages, trpc_status *st)
 {
     trpc_call *call = trpc_stream_call(s->stream);

@@ -3,20 +3,33 @@
  *
  * A subscription reads its tenant's events from the table after its start
  * (catch-up, on the pool thread that runs the handler: blocking sends give
- * natural backpressure), sends `caught_up` once its position is inside the
- * live ring's window (ring.h), and is then served by the tail thread
- * (tail.h) from the ring, without holding a thread: the handler detaches the
- * stream. A live subscriber whose stream queue is full is skipped until the
+ * natural backpressure) until its position is inside the live ring's window
+ * (ring.h). Then the handler detaches the stream and the tail thread
+ * (tail.h) serves it from the ring without holding a thread: the rest of the
+ * backlog, `caught_up` once it reaches the ring's newest event, then live
+ * events. A live subscriber whose stream queue is full is skipped until the
  * runtime says it drained (on_writable) and resumes from its ring cursor; one
  * that the ring overtakes meanwhile gets `fell_behind` and catches up from
- * the table again on a catch-up worker (never blocking on a slow client)
- * until it re-enters the ring. Every message carries or follows a position
- * and positions only grow, so there is never a gap or a duplicate, at the
- * seam included. A subscriber's state is a few hundred bytes; the ring is
- * shared, the stream's own queue (16 messages) bounds what it holds.
+ * the table again, on a catch-up worker (never waiting on a slow client),
+ * until it re-enters the ring. Every event comes strictly after every
+ * position sent before it (entries at or before the joining position are
+ * skipped at the seam), so there is never a duplicate, and each switch
+ * starts exactly where the last one stopped, so there is never a gap. A
+ * subscriber's state is a few hundred bytes; the ring is shared and the
+ * stream's own queue (16 messages) bounds what a slow one holds.
+ *
+ * Live mode sends a checkpoint after checkpoint_interval_events of the
+ * tenant's events scanned without a match, or checkpoint_interval_seconds
+ * after the first of them; a heartbeat after heartbeat_interval_seconds
+ * without any message. Catch-up ends every page of at most
+ * checkpoint_interval_events scanned events with an event or a checkpoint.
+ * Positions in checkpoints and heartbeats are "scanned up to here" and may
+ * name another tenant's event: pass them back as `after` unchanged.
  *
  * Requests: start START_BEGINNING/UNSPECIFIED, START_END (after the newest
- * committed event behind the fence when the call starts), START_AFTER with
+ * event behind the commit fence when the call starts: an event that
+ * committed just before the call while an older transaction was still open
+ * may still come; none that commits after it is missed), START_AFTER with
  * `after` (required, global_position >= 0; `after` is refused with any other
  * start); filter as logread_filter_check; checkpoint_interval_events
  * 0..1000000 (0 = 1000), checkpoint_interval_seconds 0..3600 (0 = 5),
