@@ -1,6 +1,6 @@
 /* rmapply.c - see rmapply.h. One statement per event: data-modifying CTEs
  * write every table the event touches, and the final SELECT counts the rows
- * the guarded change hit (1 = applied). */
+ * the guarded change hit (1 = applied); plus one usage statement per batch. */
 #include "rmapply.h"
 
 #include <inttypes.h>
@@ -13,16 +13,6 @@
 #include "log.h"
 #include "pg.h"
 #include "transfer.h"
-
-/* rm.usage_daily: $1 tenant, $2 recorded_at, $3 event_type, $4 currency,
- * $5 volume (every statement below uses these five first). */
-#define USAGE_CTE                                                                                  \
-    "u AS ("                                                                                       \
-    "  INSERT INTO usage_daily AS x (tenant_id, day, event_type, currency, event_count, volume)"   \
-    "  VALUES ($1::uuid, ($2::timestamptz AT TIME ZONE 'UTC')::date, $3, $4, 1, $5::numeric)"      \
-    "  ON CONFLICT (tenant_id, day, event_type, currency)"                                         \
-    "  DO UPDATE SET event_count = x.event_count + 1, volume = x.volume + EXCLUDED.volume"         \
-    ")"
 
 /* rm.transfers, column by column: a later event never erases what an
  * earlier one (of any stream) set, whatever the order. */
@@ -46,75 +36,88 @@
     "  compensated = COALESCE(EXCLUDED.compensated, t.compensated),"                               \
     "  updated_at = GREATEST(EXCLUDED.updated_at, t.updated_at)"
 
-/* $6 account, $7 owner, $8 currency, $9 overdraft, $10 version */
+/* $3 account, $4 owner, $5 currency, $6 overdraft, $7 version */
 static const char OPEN_SQL[] =
     "WITH a AS ("
     "  INSERT INTO accounts (tenant_id, account_id, owner, currency, status, balance,"
     "                        overdraft_limit, version, opened_at, updated_at)"
-    "  VALUES ($1::uuid, $6::uuid, $7, $8, 'OPEN', 0, $9::bigint, $10::bigint,"
+    "  VALUES ($1::uuid, $3::uuid, $4, $5, 'OPEN', 0, $6::bigint, $7::bigint,"
     "          $2::timestamptz, $2::timestamptz)"
     "  ON CONFLICT DO NOTHING RETURNING 1"
-    "), " USAGE_CTE " SELECT count(*) FROM a";
-#define OPEN_NPARAMS 10
+    ") SELECT count(*) FROM a";
+#define OPEN_NPARAMS 7
 
-/* $6 account, $7 version, $8 delta, $9 currency, $10 kind, $11 counterpart,
- * $12 transfer_id, $13 payment_id, $14 reference, $15 operation_id,
- * $16 correlation_id, $17 tx_id, $18 global_position, $19 transfer source,
- * $20 transfer destination, $21 debited, $22 credited, $23 reversed */
+/* $3 account, $4 version, $5 delta, $6 currency, $7 kind, $8 counterpart,
+ * $9 transfer_id, $10 payment_id, $11 reference, $12 operation_id,
+ * $13 correlation_id, $14 tx_id, $15 global_position, $16 transfer source,
+ * $17 transfer destination, $18 debited, $19 credited, $20 reversed */
 static const char BALANCE_SQL[] =
     "WITH a AS ("
-    "  UPDATE accounts SET balance = balance + $8::bigint, version = $7::bigint,"
+    "  UPDATE accounts SET balance = balance + $5::bigint, version = $4::bigint,"
     "                      updated_at = $2::timestamptz"
-    "   WHERE tenant_id = $1::uuid AND account_id = $6::uuid AND version = $7::bigint - 1"
-    "     AND currency = $9"
+    "   WHERE tenant_id = $1::uuid AND account_id = $3::uuid AND version = $4::bigint - 1"
+    "     AND currency = $6"
     "  RETURNING balance"
     "), e AS ("
     "  INSERT INTO entries (tenant_id, account_id, version, kind, amount, currency, balance_after,"
     "                       counterpart_account_id, transfer_id, payment_id, reference,"
     "                       operation_id, correlation_id, recorded_at, tx_id, global_position)"
-    "  SELECT $1::uuid, $6::uuid, $7::bigint, $10, $8::bigint, $9, a.balance, $11::uuid,"
-    "         $12::uuid, $13::uuid, $14, $15::uuid, $16, $2::timestamptz, $17::xid8, $18::bigint"
+    "  SELECT $1::uuid, $3::uuid, $4::bigint, $7, $5::bigint, $6, a.balance, $8::uuid,"
+    "         $9::uuid, $10::uuid, $11, $12::uuid, $13, $2::timestamptz, $14::xid8, $15::bigint"
     "    FROM a"
     "  RETURNING 1"
     "), tr AS ("
     "  INSERT INTO transfers AS t (tenant_id, transfer_id, source_account_id,"
     "                              destination_account_id, amount, currency, debited_at,"
     "                              credited_at, reversed_at, updated_at)"
-    "  SELECT $1::uuid, $12::uuid, $19::uuid, $20::uuid, abs($8::bigint), $9,"
-    "         CASE WHEN $21::boolean THEN $2::timestamptz END,"
-    "         CASE WHEN $22::boolean THEN $2::timestamptz END,"
-    "         CASE WHEN $23::boolean THEN $2::timestamptz END, $2::timestamptz"
-    "    FROM a WHERE $12::uuid IS NOT NULL" TRANSFER_UPSERT_SET "), " USAGE_CTE
+    "  SELECT $1::uuid, $9::uuid, $16::uuid, $17::uuid, abs($5::bigint), $6,"
+    "         CASE WHEN $18::boolean THEN $2::timestamptz END,"
+    "         CASE WHEN $19::boolean THEN $2::timestamptz END,"
+    "         CASE WHEN $20::boolean THEN $2::timestamptz END, $2::timestamptz"
+    "    FROM a WHERE $9::uuid IS NOT NULL" TRANSFER_UPSERT_SET ")"
     " SELECT count(*) FROM e";
-#define BALANCE_NPARAMS 23
+#define BALANCE_NPARAMS 20
 
-/* $6 account, $7 version, $8 status */
+/* $3 account, $4 version, $5 status */
 static const char STATUS_SQL[] =
     "WITH a AS ("
-    "  UPDATE accounts SET status = $8, version = $7::bigint, updated_at = $2::timestamptz"
-    "   WHERE tenant_id = $1::uuid AND account_id = $6::uuid AND version = $7::bigint - 1"
+    "  UPDATE accounts SET status = $5, version = $4::bigint, updated_at = $2::timestamptz"
+    "   WHERE tenant_id = $1::uuid AND account_id = $3::uuid AND version = $4::bigint - 1"
     "  RETURNING 1"
-    "), " USAGE_CTE " SELECT count(*) FROM a";
-#define STATUS_NPARAMS 8
+    ") SELECT count(*) FROM a";
+#define STATUS_NPARAMS 5
 
-/* $6 transfer_id, $7 source, $8 destination, $9 amount, $10 currency,
- * $11 reference, $12 operation_id, $13 correlation_id, $14 requested,
- * $15 completed, $16 failed, $17 failure_reason, $18 compensated */
+/* $3 transfer_id, $4 source, $5 destination, $6 amount, $7 currency,
+ * $8 reference, $9 operation_id, $10 correlation_id, $11 requested,
+ * $12 completed, $13 failed, $14 failure_reason, $15 compensated */
 static const char TRANSFER_SQL[] =
     "WITH tr AS ("
     "  INSERT INTO transfers AS t (tenant_id, transfer_id, source_account_id,"
     "                              destination_account_id, amount, currency, reference,"
     "                              operation_id, correlation_id, requested_at, completed_at,"
     "                              failed_at, failure_reason, compensated, updated_at)"
-    "  VALUES ($1::uuid, $6::uuid, $7::uuid, $8::uuid, $9::bigint, $10, $11, $12::uuid, $13,"
-    "          CASE WHEN $14::boolean THEN $2::timestamptz END,"
-    "          CASE WHEN $15::boolean THEN $2::timestamptz END,"
-    "          CASE WHEN $16::boolean THEN $2::timestamptz END, $17, $18::boolean,"
+    "  VALUES ($1::uuid, $3::uuid, $4::uuid, $5::uuid, $6::bigint, $7, $8, $9::uuid, $10,"
+    "          CASE WHEN $11::boolean THEN $2::timestamptz END,"
+    "          CASE WHEN $12::boolean THEN $2::timestamptz END,"
+    "          CASE WHEN $13::boolean THEN $2::timestamptz END, $14, $15::boolean,"
     "          $2::timestamptz)" TRANSFER_UPSERT_SET " RETURNING 1"
-    "), " USAGE_CTE " SELECT count(*) FROM tr";
-#define TRANSFER_NPARAMS 18
+    ") SELECT count(*) FROM tr";
+#define TRANSFER_NPARAMS 15
 
-#define MAX_PARAMS 23
+/* rm.usage_daily, once per batch with the batch's sums (one row per tenant,
+ * day, type and currency: updating a shared row once per event would make a
+ * batch quadratic in its size): $1..$6 arrays of tenant, day, event type,
+ * currency, count, volume. */
+static const char USAGE_SQL[] =
+    "INSERT INTO usage_daily AS x (tenant_id, day, event_type, currency, event_count, volume)"
+    " SELECT * FROM unnest($1::uuid[], $2::date[], $3::text[], $4::text[], $5::bigint[],"
+    "                      $6::numeric[])"
+    " ON CONFLICT (tenant_id, day, event_type, currency)"
+    " DO UPDATE SET event_count = x.event_count + EXCLUDED.event_count,"
+    "               volume = x.volume + EXCLUDED.volume";
+#define USAGE_NPARAMS 6
+
+#define MAX_PARAMS 20
 
 /* ---- decoding (pure) ---- */
 
@@ -307,6 +310,36 @@ grpc_status_code rmapply_decode(const struct rawlog_event *ev, struct rmapply_ch
 
 /* ---- SQL ---- */
 
+/* The statements are prepared once per connection (planned once: the
+ * projection's hot path). A plan names tables by OID: the rebuild's swap
+ * drops the old tables in its transaction, which invalidates the plans, and
+ * the next execution plans again through search_path. */
+static const struct {
+    const char *name;
+    const char *sql;
+    int nparams;
+} STMTS[] = {
+    {"rm_open", OPEN_SQL, OPEN_NPARAMS},       {"rm_balance", BALANCE_SQL, BALANCE_NPARAMS},
+    {"rm_status", STATUS_SQL, STATUS_NPARAMS}, {"rm_transfer", TRANSFER_SQL, TRANSFER_NPARAMS},
+    {"rm_usage", USAGE_SQL, USAGE_NPARAMS},
+};
+
+grpc_status_code rmapply_prepare(PGconn *conn, trpc_status *st)
+{
+    for (size_t i = 0; i < sizeof(STMTS) / sizeof(STMTS[0]); i++) {
+        PGresult *res = PQprepare(conn, STMTS[i].name, STMTS[i].sql, STMTS[i].nparams, NULL);
+        grpc_status_code code = pg_check(res, PGRES_COMMAND_OK, -1, st, "database unavailable",
+                                         "prepare %s", STMTS[i].name);
+
+        PQclear(res);
+        if (code != GRPC_STATUS_OK)
+            return code;
+    }
+    st->code = GRPC_STATUS_OK;
+    st->msg[0] = '\0';
+    return GRPC_STATUS_OK;
+}
+
 static const char *opt(const char *s)
 {
     return s && s[0] ? s : NULL;
@@ -322,74 +355,71 @@ grpc_status_code rmapply_send(PGconn *conn, const struct rawlog_event *ev,
 {
     const struct rmapply_change c = *cp;
     const char *v[MAX_PARAMS] = {0};
-    char version[PG_INT_BUF], num1[PG_INT_BUF], num2[PG_INT_BUF], tx[PG_INT_BUF], gp[PG_INT_BUF];
-    const char *sql;
+    char version[PG_INT_BUF], num1[PG_INT_BUF], tx[PG_INT_BUF], gp[PG_INT_BUF];
+    const char *stmt;
     int n;
 
     pg_int64_param(version, ev->version);
     v[0] = ev->tenant_id;
     v[1] = ev->recorded_at;
-    v[2] = ev->event_type;
-    v[3] = c.usage_currency;
-    v[4] = pg_int64_param(num2, c.usage_volume);
     switch (c.kind) {
     case RMAPPLY_OPEN:
-        sql = OPEN_SQL;
+        stmt = "rm_open";
         n = OPEN_NPARAMS;
-        v[5] = ev->aggregate_id;
-        v[6] = c.owner;
-        v[7] = c.currency;
-        v[8] = pg_int64_param(num1, c.overdraft_limit);
-        v[9] = version;
+        v[2] = ev->aggregate_id;
+        v[3] = c.owner;
+        v[4] = c.currency;
+        v[5] = pg_int64_param(num1, c.overdraft_limit);
+        v[6] = version;
         break;
     case RMAPPLY_BALANCE:
-        sql = BALANCE_SQL;
+        stmt = "rm_balance";
         n = BALANCE_NPARAMS;
-        v[5] = ev->aggregate_id;
-        v[6] = version;
-        v[7] = pg_int64_param(num1, c.delta);
-        v[8] = c.currency;
-        v[9] = c.entry_kind;
-        v[10] = opt(c.counterpart_account_id);
-        v[11] = opt(c.transfer_id);
-        v[12] = opt(c.payment_id);
-        v[13] = c.reference;
-        v[14] = ev->operation_id;
-        v[15] = ev->correlation_id;
-        v[16] = pg_uint64_param(tx, ev->pos.tx_id);
-        v[17] = pg_int64_param(gp, ev->pos.global_position);
-        v[18] = opt(c.source_account_id);
-        v[19] = opt(c.destination_account_id);
-        v[20] = flag(c.debited);
-        v[21] = flag(c.credited);
-        v[22] = flag(c.reversed);
+        v[2] = ev->aggregate_id;
+        v[3] = version;
+        v[4] = pg_int64_param(num1, c.delta);
+        v[5] = c.currency;
+        v[6] = c.entry_kind;
+        v[7] = opt(c.counterpart_account_id);
+        v[8] = opt(c.transfer_id);
+        v[9] = opt(c.payment_id);
+        v[10] = c.reference;
+        v[11] = ev->operation_id;
+        v[12] = ev->correlation_id;
+        v[13] = pg_uint64_param(tx, ev->pos.tx_id);
+        v[14] = pg_int64_param(gp, ev->pos.global_position);
+        v[15] = opt(c.source_account_id);
+        v[16] = opt(c.destination_account_id);
+        v[17] = flag(c.debited);
+        v[18] = flag(c.credited);
+        v[19] = flag(c.reversed);
         break;
     case RMAPPLY_STATUS:
-        sql = STATUS_SQL;
+        stmt = "rm_status";
         n = STATUS_NPARAMS;
-        v[5] = ev->aggregate_id;
-        v[6] = version;
-        v[7] = c.status;
+        v[2] = ev->aggregate_id;
+        v[3] = version;
+        v[4] = c.status;
         break;
     default:
-        sql = TRANSFER_SQL;
+        stmt = "rm_transfer";
         n = TRANSFER_NPARAMS;
-        v[5] = c.transfer_id;
-        v[6] = opt(c.source_account_id);
-        v[7] = opt(c.destination_account_id);
-        v[8] = c.requested ? pg_int64_param(num1, c.transfer_amount) : NULL;
-        v[9] = c.requested ? c.transfer_currency : NULL;
-        v[10] = c.requested ? c.transfer_reference : NULL;
-        v[11] = c.requested ? ev->operation_id : NULL;
-        v[12] = c.requested ? ev->correlation_id : NULL;
-        v[13] = flag(c.requested);
-        v[14] = flag(c.completed);
-        v[15] = flag(c.failed);
-        v[16] = c.failed ? c.failure_reason : NULL;
-        v[17] = c.failed ? flag(c.compensated) : NULL;
+        v[2] = c.transfer_id;
+        v[3] = opt(c.source_account_id);
+        v[4] = opt(c.destination_account_id);
+        v[5] = c.requested ? pg_int64_param(num1, c.transfer_amount) : NULL;
+        v[6] = c.requested ? c.transfer_currency : NULL;
+        v[7] = c.requested ? c.transfer_reference : NULL;
+        v[8] = c.requested ? ev->operation_id : NULL;
+        v[9] = c.requested ? ev->correlation_id : NULL;
+        v[10] = flag(c.requested);
+        v[11] = flag(c.completed);
+        v[12] = flag(c.failed);
+        v[13] = c.failed ? c.failure_reason : NULL;
+        v[14] = c.failed ? flag(c.compensated) : NULL;
         break;
     }
-    if (!PQsendQueryParams(conn, sql, n, NULL, v, NULL, NULL, 0)) {
+    if (!PQsendQueryPrepared(conn, stmt, n, v, NULL, NULL, 0)) {
         log_warn("projection: cannot queue event %" PRId64 ": %s", ev->pos.global_position,
                  PQerrorMessage(conn));
         return trpc_status_set(st, GRPC_STATUS_UNAVAILABLE, "database unavailable");
@@ -421,4 +451,145 @@ grpc_status_code rmapply_check(const PGresult *res, const struct rawlog_event *e
     st->code = GRPC_STATUS_OK;
     st->msg[0] = '\0';
     return GRPC_STATUS_OK;
+}
+
+/* ---- usage ---- */
+
+void rmapply_usage_reset(struct rmapply_usage *u)
+{
+    u->n = 0;
+}
+
+void rmapply_usage_cleanup(struct rmapply_usage *u)
+{
+    free(u->v);
+    memset(u, 0, sizeof(*u));
+}
+
+int rmapply_usage_add(struct rmapply_usage *u, const struct rawlog_event *ev,
+                      const struct rmapply_change *c)
+{
+    struct rmapply_usage_row *r;
+
+    for (size_t i = 0; i < u->n; i++) {
+        r = &u->v[i];
+        if (strncmp(r->day, ev->recorded_at, 10) == 0 && strcmp(r->tenant_id, ev->tenant_id) == 0 &&
+            strcmp(r->event_type, ev->event_type) == 0 &&
+            strcmp(r->currency, c->usage_currency) == 0) {
+            r->count++;
+            r->volume += c->usage_volume;
+            return 0;
+        }
+    }
+    if (u->n == u->cap) {
+        size_t cap = u->cap ? u->cap * 2 : 16;
+        struct rmapply_usage_row *v = realloc(u->v, cap * sizeof(*v));
+
+        if (v == NULL)
+            return -1;
+        u->v = v;
+        u->cap = cap;
+    }
+    r = &u->v[u->n++];
+    snprintf(r->tenant_id, sizeof(r->tenant_id), "%s", ev->tenant_id);
+    snprintf(r->day, sizeof(r->day), "%.10s", ev->recorded_at); /* UTC: rawlog.h */
+    snprintf(r->event_type, sizeof(r->event_type), "%s", ev->event_type);
+    snprintf(r->currency, sizeof(r->currency), "%s", c->usage_currency);
+    r->count = 1;
+    r->volume = c->usage_volume;
+    return 0;
+}
+
+/* Appends s as a quoted element of an array literal. */
+static int put_elem(char **buf, size_t *len, size_t *cap, const char *s, int first)
+{
+    size_t need = strlen(s) * 2 + 4;
+
+    if (*len + need + 2 > *cap) {
+        size_t ncap = (*cap + need) * 2;
+        char *b = realloc(*buf, ncap);
+
+        if (b == NULL)
+            return -1;
+        *buf = b;
+        *cap = ncap;
+    }
+    if (!first)
+        (*buf)[(*len)++] = ',';
+    (*buf)[(*len)++] = '"';
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            (*buf)[(*len)++] = '\\';
+        (*buf)[(*len)++] = *s;
+    }
+    (*buf)[(*len)++] = '"';
+    (*buf)[*len] = '\0';
+    return 0;
+}
+
+/* Decimal text of a non-negative 128-bit sum (volumes). */
+static const char *i128_text(rmapply_i128 v, char buf[48])
+{
+    char tmp[48];
+    size_t n = 0, i = 0;
+
+    do {
+        tmp[n++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v > 0 && n < sizeof(tmp));
+    while (n > 0)
+        buf[i++] = tmp[--n];
+    buf[i] = '\0';
+    return buf;
+}
+
+grpc_status_code rmapply_usage_send(PGconn *conn, const struct rmapply_usage *u, trpc_status *st)
+{
+    char *arr[USAGE_NPARAMS] = {0};
+    size_t len[USAGE_NPARAMS] = {0}, cap[USAGE_NPARAMS] = {0};
+    const char *v[USAGE_NPARAMS];
+    grpc_status_code code = GRPC_STATUS_OK;
+
+    for (int a = 0; a < USAGE_NPARAMS; a++) {
+        cap[a] = 64;
+        arr[a] = malloc(cap[a]);
+        if (arr[a] == NULL) {
+            code = trpc_status_set(st, GRPC_STATUS_INTERNAL, "out of memory");
+            goto out;
+        }
+        arr[a][len[a]++] = '{';
+        arr[a][len[a]] = '\0';
+    }
+    for (size_t i = 0; i < u->n; i++) {
+        const struct rmapply_usage_row *r = &u->v[i];
+        char count[PG_INT_BUF], volume[48];
+        const char *f[USAGE_NPARAMS] = {r->tenant_id,
+                                        r->day,
+                                        r->event_type,
+                                        r->currency,
+                                        pg_int64_param(count, r->count),
+                                        i128_text(r->volume, volume)};
+
+        for (int a = 0; a < USAGE_NPARAMS; a++)
+            if (put_elem(&arr[a], &len[a], &cap[a], f[a], i == 0) != 0) {
+                code = trpc_status_set(st, GRPC_STATUS_INTERNAL, "out of memory");
+                goto out;
+            }
+    }
+    for (int a = 0; a < USAGE_NPARAMS; a++) {
+        arr[a][len[a]++] = '}';
+        arr[a][len[a]] = '\0';
+        v[a] = arr[a];
+    }
+    if (!PQsendQueryPrepared(conn, "rm_usage", USAGE_NPARAMS, v, NULL, NULL, 0)) {
+        log_warn("projection: cannot queue the usage: %s", PQerrorMessage(conn));
+        code = trpc_status_set(st, GRPC_STATUS_UNAVAILABLE, "database unavailable");
+        goto out;
+    }
+    st->code = GRPC_STATUS_OK;
+    st->msg[0] = '\0';
+out:
+    for (int a = 0; a < USAGE_NPARAMS; a++)
+        free(arr[a]);
+    return code;
 }

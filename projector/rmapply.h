@@ -4,9 +4,10 @@
  *
  * rmapply_decode is pure: it validates the stored payload with the domain's
  * event mapping (account_event_from_proto / transfer_event_from_proto) and
- * says what changes. rmapply_send queues that change as ONE statement on a
- * connection in pipeline mode (the caller's transaction); rmapply_check
- * reads its result. The statements use unqualified table names: the
+ * says what changes. rmapply_send queues that change as ONE prepared
+ * statement on a connection in pipeline mode (the caller's transaction);
+ * rmapply_check reads its result. rm.usage_daily is written once per batch
+ * (rmapply_usage_*), with the batch's sums. The statements use unqualified table names: the
  * connection's search_path picks the schema (rm, or rm_rebuild during a
  * rebuild), and must also contain public.
  *
@@ -76,6 +77,10 @@ struct rmapply_change {
 grpc_status_code rmapply_decode(const struct rawlog_event *ev, struct rmapply_change *out,
                                 trpc_status *st);
 
+/* Prepares the projection's statements on conn (once per connection,
+ * before rmapply_send / rmapply_usage_send). Returns OK or the error. */
+grpc_status_code rmapply_prepare(PGconn *conn, trpc_status *st);
+
 /* Queues the statement of ev (decoded into *c by rmapply_decode) on conn
  * (pipeline mode, inside the caller's transaction). Returns OK (one result
  * to read with rmapply_check), or UNAVAILABLE when libpq could not queue it
@@ -87,5 +92,37 @@ grpc_status_code rmapply_send(PGconn *conn, const struct rawlog_event *ev,
  * the row is missing, at another version or in another currency) or the
  * database error as pg_to_grpc_status (logged). res may be NULL. */
 grpc_status_code rmapply_check(const PGresult *res, const struct rawlog_event *ev, trpc_status *st);
+
+/* ---- rm.usage_daily, summed per batch ---- */
+
+__extension__ typedef unsigned __int128 rmapply_i128; /* sums of int64 amounts */
+
+struct rmapply_usage_row {
+    char tenant_id[UUID_STR_SIZE];
+    char day[11]; /* "YYYY-MM-DD", UTC */
+    char event_type[48];
+    char currency[MONEY_CODE_SIZE]; /* "" for events without an amount */
+    int64_t count;
+    rmapply_i128 volume;
+};
+
+/* The usage rows of the events applied in one transaction. Zero-initialise;
+ * reuse with rmapply_usage_reset; free with rmapply_usage_cleanup. */
+struct rmapply_usage {
+    size_t n, cap;
+    struct rmapply_usage_row *v;
+};
+
+void rmapply_usage_reset(struct rmapply_usage *u);
+void rmapply_usage_cleanup(struct rmapply_usage *u);
+
+/* Counts ev (decoded into *c) once in its row. Returns 0, or -1 on OOM. */
+int rmapply_usage_add(struct rmapply_usage *u, const struct rawlog_event *ev,
+                      const struct rmapply_change *c);
+
+/* Queues (pipeline mode, the caller's transaction) one statement adding the
+ * rows of u (n >= 1) to rm.usage_daily; one COMMAND_OK result. Returns OK,
+ * INTERNAL (OOM) or UNAVAILABLE. */
+grpc_status_code rmapply_usage_send(PGconn *conn, const struct rmapply_usage *u, trpc_status *st);
 
 #endif /* PROJECTOR_RMAPPLY_H */

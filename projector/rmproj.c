@@ -49,6 +49,8 @@ struct rmproj {
     int attempts;
     int delay_ms;
     struct rmapply_change *changes; /* decode buffer, batch_size entries */
+    struct rmapply_usage usage;     /* the batch's usage rows */
+    PGconn *prepared;               /* the connection the statements are prepared on */
 };
 
 enum apply_result {
@@ -91,6 +93,7 @@ void rmproj_free(rmproj *p)
     if (p == NULL)
         return;
     dl_set_cleanup(&p->dl);
+    rmapply_usage_cleanup(&p->usage);
     free(p->changes);
     free(p);
 }
@@ -98,6 +101,7 @@ void rmproj_free(rmproj *p)
 void rmproj_invalidate(rmproj *p)
 {
     p->loaded = 0;
+    p->prepared = NULL;
 }
 
 struct store_position rmproj_checkpoint(const rmproj *p)
@@ -239,9 +243,10 @@ static enum apply_result apply_prefix(rmproj *p, PGconn *conn, const struct rawl
     struct store_position to = b->ev[n - 1].pos;
     enum apply_result r = APPLY_OK;
     PGresult *res;
-    int queued_ok = 1;
+    int queued_ok = 1, usage_sent = 0;
 
     *failed = 0;
+    rmapply_usage_reset(&p->usage);
     if (!PQenterPipelineMode(conn))
         return broken(st);
     /* in_txn: two harmless statements keep the result layout the same */
@@ -260,7 +265,12 @@ static enum apply_result apply_prefix(rmproj *p, PGconn *conn, const struct rawl
             queued_ok = dl_send_queued(conn, &p->dl, ev, ev->aggregate_type, ev->aggregate_id, head,
                                        st) == GRPC_STATUS_OK;
         else
-            queued_ok = rmapply_send(conn, ev, &p->changes[i], st) == GRPC_STATUS_OK;
+            queued_ok = rmapply_send(conn, ev, &p->changes[i], st) == GRPC_STATUS_OK &&
+                        rmapply_usage_add(&p->usage, ev, &p->changes[i]) == 0;
+    }
+    if (queued_ok && p->usage.n > 0) {
+        queued_ok = rmapply_usage_send(conn, &p->usage, st) == GRPC_STATUS_OK;
+        usage_sent = 1;
     }
     if (queued_ok && p->o.mark_outbox)
         queued_ok = send_outbox(conn, b->after, to);
@@ -312,6 +322,18 @@ static enum apply_result apply_prefix(rmproj *p, PGconn *conn, const struct rawl
                     *failed = i;
                 }
             }
+        }
+        PQclear(res);
+    }
+    if (usage_sent) {
+        res = pipeline_result(conn);
+        if (res == NULL)
+            return broken(st);
+        if (r == APPLY_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            /* a sum out of range would be the batch's fault, not one event's:
+               retried, not dead-lettered */
+            pg_fail(res, st, "could not count usage", "projection %s: usage", p->o.checkpoint);
+            r = APPLY_TRANSIENT;
         }
         PQclear(res);
     }
@@ -482,6 +504,20 @@ static enum apply_result retry_one(rmproj *p, PGconn *conn, const struct rawlog_
                                                                               : APPLY_EVENT_FAILED;
         goto out;
     }
+    PQclear(res);
+    res = NULL;
+    rmapply_usage_reset(&p->usage);
+    if (rmapply_usage_add(&p->usage, ev, &c) != 0 ||
+        rmapply_usage_send(conn, &p->usage, st) != GRPC_STATUS_OK) {
+        r = APPLY_TRANSIENT;
+        goto out;
+    }
+    res = sent_result(conn);
+    if (pg_check(res, PGRES_COMMAND_OK, 0, st, "could not count usage", "projection %s: usage",
+                 p->o.checkpoint) != GRPC_STATUS_OK) {
+        r = APPLY_TRANSIENT;
+        goto out;
+    }
     if (dl_resolve(conn, id, st) != GRPC_STATUS_OK ||
         pg_command(conn, "COMMIT", st, "database unavailable") != GRPC_STATUS_OK)
         r = APPLY_TRANSIENT;
@@ -564,6 +600,13 @@ enum rmproj_step rmproj_step(rmproj *p, PGconn *conn, size_t *applied)
         *applied = 0;
     if (!p->loaded && load(p, conn, &st) != GRPC_STATUS_OK)
         return RMPROJ_DB_ERROR;
+    if (p->prepared != conn) {
+        if (rmapply_prepare(conn, &st) != GRPC_STATUS_OK) {
+            p->loaded = 0;
+            return RMPROJ_DB_ERROR;
+        }
+        p->prepared = conn;
+    }
     if (now >= p->next_retry_check_ms) {
         p->next_retry_check_ms = now + RETRY_CHECK_EVERY_MS;
         if (process_retries(p, conn, &st) != GRPC_STATUS_OK) {
@@ -628,6 +671,11 @@ out:
 
 grpc_status_code rmproj_catch_up_in_txn(rmproj *p, PGconn *conn, trpc_status *st)
 {
+    if (p->prepared != conn) {
+        if (rmapply_prepare(conn, st) != GRPC_STATUS_OK)
+            return st->code;
+        p->prepared = conn;
+    }
     for (;;) {
         struct rawlog_batch b;
         size_t failed = 0;

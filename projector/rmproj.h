@@ -71,8 +71,9 @@ enum rmproj_step rmproj_step(rmproj *p, PGconn *conn, size_t *applied);
 /* Milliseconds to wait before the next step after RETRY_LATER. */
 int rmproj_retry_delay_ms(const rmproj *p);
 
-/* Forces a reload of the checkpoint and dead letters on the next step (e.g.
- * after a new connection). */
+/* Forces a reload of the checkpoint and dead letters, and a new preparation
+ * of the statements, on the next step: call it whenever the connection
+ * changes (a new PGconn may reuse a freed one's address). */
 void rmproj_invalidate(rmproj *p);
 
 /* The checkpoint as last loaded or committed. */
