@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pg.h"
 
@@ -22,21 +23,37 @@ int dbtest_new_db(char conninfo[HARNESS_CONNINFO_MAX])
 int dbtest_new_schema(char conninfo[HARNESS_CONNINFO_MAX], char schema[64])
 {
     static unsigned seq;
-    char base[HARNESS_CONNINFO_MAX], sql[128];
+    char base[HARNESS_CONNINFO_MAX], blankdb[HARNESS_CONNINFO_MAX], db[64], sql[160];
     PGconn *conn = NULL;
     int rc = -1;
 
+    /* A database of its own, not the migrated one: migrations also create
+     * objects outside search_path (schema rm, roles), which already exist in
+     * a migrated database. */
     if (dbtest_new_db(base) != 0)
         return -1;
     snprintf(schema, 64, "blank_%u", ++seq);
+    snprintf(db, sizeof(db), "tally_blank_%ld_%u", (long)getpid(), seq);
     conn = dbtest_connect(base);
     if (conn == NULL)
         goto out;
-    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", schema); /* our own identifier */
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db); /* our own identifier */
     if (dbtest_exec(conn, sql) != 0)
         goto out;
-    if (snprintf(conninfo, HARNESS_CONNINFO_MAX, "%s options='-csearch_path=%s'", base, schema) >=
-        HARNESS_CONNINFO_MAX) {
+    PQfinish(conn);
+    if (snprintf(blankdb, sizeof(blankdb), "%s dbname=%s", base, db) >= (int)sizeof(blankdb)) {
+        fprintf(stderr, "dbtest: conninfo too long\n");
+        conn = NULL;
+        goto out;
+    }
+    conn = dbtest_connect(blankdb);
+    if (conn == NULL)
+        goto out;
+    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", schema);
+    if (dbtest_exec(conn, sql) != 0)
+        goto out;
+    if (snprintf(conninfo, HARNESS_CONNINFO_MAX, "%s options='-csearch_path=%s'", blankdb,
+                 schema) >= HARNESS_CONNINFO_MAX) {
         fprintf(stderr, "dbtest: conninfo too long\n");
         goto out;
     }

@@ -17,7 +17,7 @@
  * 0 or -1. */
 int dbtest_new_db(char conninfo[HARNESS_CONNINFO_MAX]);
 
-/* A new empty schema in a new (migrated) database, and a conninfo whose
+/* A new empty database with a new empty schema, and a conninfo whose
  * search_path is that schema only, so unqualified names (schema_migrations,
  * the tables of migrations) land there: a blank slate for the migration
  * runner. Returns 0 or -1. */
