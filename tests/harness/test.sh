@@ -79,6 +79,9 @@ export TMPDIR=$tmp/tmp
 export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:strict_string_checks=1:print_summary=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:report_error_type=1}
 
+# Two tests at a time: most of a test's time is spent waiting on PostgreSQL commits
+# (fsync on) and on daemons, so the two cores stay busy without starving each other.
+export CTEST_PARALLEL_LEVEL=${CTEST_PARALLEL_LEVEL:-2}
 read -r -a extra <<<"${CTEST_ARGS:-}"
 for preset in debug asan; do
     echo "==== ctest --preset $preset"
