@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "logread.h"
@@ -24,6 +26,7 @@ struct ckwatch {
     struct store_position cur;
     int waiters;
     int stopping;
+    int kick; /* eventfd: a first waiter arrived, or stop (ends the poll at once) */
     struct pg_opts pg;
     char name[64];
     char listen_sql[96];
@@ -65,21 +68,33 @@ static int read_checkpoint(ckwatch *w, PGconn *conn)
     return ok;
 }
 
-/* Waits for a notification on conn or the poll interval; drains
- * notifications. Returns 0, or -1 when the connection broke. */
+/* Wakes the watcher thread out of its poll. */
+static void kick(ckwatch *w)
+{
+    uint64_t one = 1;
+
+    if (write(w->kick, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_warn("checkpoint watch: eventfd write: %s", strerror(errno));
+}
+
+/* Waits for a notification on conn, a kick, or the poll interval; drains
+ * notifications and kicks. Returns 0, or -1 when the connection broke. */
 static int wait_input(ckwatch *w, PGconn *conn)
 {
-    struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
+    struct pollfd pfd[2] = {{PQsocket(conn), POLLIN, 0}, {w->kick, POLLIN, 0}};
     int waiters, timeout;
     PGnotify *n;
+    uint64_t count;
 
     pthread_mutex_lock(&w->mu);
     waiters = w->waiters;
     pthread_mutex_unlock(&w->mu);
     timeout = waiters > 0 ? FAST_POLL_MS : SLOW_POLL_MS;
-    if (poll(&pfd, 1, timeout) < 0 && errno != EINTR)
+    if (poll(pfd, 2, timeout) < 0 && errno != EINTR)
         return -1;
-    if (pfd.revents && !PQconsumeInput(conn))
+    if (pfd[1].revents && read(w->kick, &count, sizeof(count)) < 0 && errno != EAGAIN)
+        log_warn("checkpoint watch: eventfd read: %s", strerror(errno));
+    if (pfd[0].revents && !PQconsumeInput(conn))
         return -1;
     while ((n = PQnotifies(conn)) != NULL)
         PQfreemem(n);
@@ -156,6 +171,12 @@ ckwatch *ckwatch_new(const struct pg_opts *pg, const char *name, const char *cha
     snprintf(w->name, sizeof(w->name), "%s", name);
     if (channel)
         snprintf(w->listen_sql, sizeof(w->listen_sql), "LISTEN %s", channel);
+    w->kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->kick < 0) {
+        log_error("checkpoint watch: eventfd: %s", strerror(errno));
+        free(w);
+        return NULL;
+    }
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -163,6 +184,7 @@ ckwatch *ckwatch_new(const struct pg_opts *pg, const char *name, const char *cha
     pthread_cond_init(&w->wake, &ca);
     pthread_condattr_destroy(&ca);
     if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+        close(w->kick);
         pthread_cond_destroy(&w->changed);
         pthread_cond_destroy(&w->wake);
         pthread_mutex_destroy(&w->mu);
@@ -181,7 +203,9 @@ void ckwatch_free(ckwatch *w)
     pthread_cond_broadcast(&w->wake);
     pthread_cond_broadcast(&w->changed);
     pthread_mutex_unlock(&w->mu);
+    kick(w);
     pthread_join(w->thread, NULL);
+    close(w->kick);
     pthread_cond_destroy(&w->changed);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mu);
@@ -212,6 +236,8 @@ grpc_status_code ckwatch_wait(ckwatch *w, struct store_position pos, trpc_call *
     pthread_mutex_lock(&w->mu);
     w->waiters++;
     pthread_cond_signal(&w->wake);
+    if (logread_position_cmp(w->cur, pos) < 0)
+        kick(w); /* the watcher may sit in its slow poll: read now, then every 10 ms */
     while (logread_position_cmp(w->cur, pos) < 0) {
         struct timespec slice, now;
 
