@@ -125,6 +125,11 @@ static const char *status_filter(Tally__V1__AccountStatus s)
     }
 }
 
+/* The range of an opened_at key: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z,
+ * microseconds since the epoch. */
+#define CURSOR_MIN_US (-62135596800LL * 1000000)
+#define CURSOR_MAX_US (253402300799LL * 1000000 + 999999)
+
 /* A cursor key that must be a decimal int64. */
 static grpc_status_code int64_key(const char *s, int64_t *out, trpc_status *st)
 {
@@ -184,7 +189,9 @@ grpc_status_code qry_list_accounts(trpc_call *call, const Tally__V1__ListAccount
         if (cursor_decode(req->page_token, "accounts", fp, keys, 2, &st) != GRPC_STATUS_OK ||
             int64_key(keys[0], &us, &st) != GRPC_STATUS_OK)
             return qry_finish(call, &st);
-        if (!uuid_is_valid(keys[1]))
+        /* opened_at must be a time PostgreSQL can add to the epoch: a forged
+         * key beyond 0001..9999 would fail in SQL, not as a bad token */
+        if (us < CURSOR_MIN_US || us > CURSOR_MAX_US || !uuid_is_valid(keys[1]))
             return trpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "invalid page_token");
         values[4] = keys[0];
         values[5] = keys[1];
