@@ -310,12 +310,20 @@ static enum cu catchup_run(struct sub *s, PGconn *conn, int wait_ms, int max_pag
 
 /* ---- catch-up workers: fallen-behind and parked subscribers ---- */
 
+/* A connection made on first use (pg_worker_conn connects when there is
+ * none): a projector that serves no Subscribe holds no idle connections. */
+static void pg_worker_lazy(struct pg_worker *w, const struct pg_opts *opts)
+{
+    memset(w, 0, sizeof(*w));
+    w->opts = opts;
+}
+
 static void *worker_main(void *arg)
 {
     struct pg_worker w;
 
     (void)arg;
-    pg_worker_init(&w, &sub_hub.pg);
+    pg_worker_lazy(&w, &sub_hub.pg);
     for (;;) {
         struct sub *s;
         trpc_status st;
@@ -534,7 +542,7 @@ static void *pool_worker_init(void *arg, int index)
 
     (void)index;
     if (w != NULL)
-        pg_worker_init(w, arg);
+        pg_worker_lazy(w, arg);
     return w;
 }
 
