@@ -342,8 +342,8 @@ static int fold_log(PGconn *conn, struct fold *f)
             us_text(x->rev, b[3]), us_text(x->comp, b[4]), us_text(x->fail, b[5]),
             x->fail ? x->reason : "",
             x->compensated < 0 ? ""
-            : x->compensated   ? "true"
-                               : "false",
+            : x->compensated   ? "t" /* concat() of a boolean */
+                               : "f",
             state, status, us_text(x->updated, b[6]));
     }
     for (size_t i = 0; i < f->nu; i++)
@@ -357,51 +357,54 @@ out:
 
 /* ---- the tables ---- */
 
-#define US(col)  "COALESCE((extract(epoch FROM " col ") * 1000000)::bigint::text, '')"
-#define TXT(col) "COALESCE(" col "::text, '')"
+/* The same lines from the tables; NULL as '', timestamps as epoch
+ * microseconds. */
+static const struct {
+    const char *select;
+    const char *table;
+} TABLE_SQL[] = {
+    {"SELECT concat('A|', tenant_id, '|', account_id, '|', owner, '|', currency, '|', status,"
+     " '|', balance, '|', overdraft_limit, '|', version,"
+     " '|', (extract(epoch FROM opened_at) * 1000000)::bigint,"
+     " '|', (extract(epoch FROM updated_at) * 1000000)::bigint)",
+     "accounts"},
+
+    {"SELECT concat('E|', tenant_id, '|', account_id, '|', version, '|', kind, '|', amount,"
+     " '|', currency, '|', balance_after, '|', counterpart_account_id, '|', transfer_id,"
+     " '|', payment_id, '|', reference, '|', operation_id, '|', correlation_id,"
+     " '|', (extract(epoch FROM recorded_at) * 1000000)::bigint, '|', tx_id,"
+     " '|', global_position)",
+     "entries"},
+
+    {"SELECT concat('T|', tenant_id, '|', transfer_id, '|', source_account_id,"
+     " '|', destination_account_id, '|', amount, '|', currency, '|', reference,"
+     " '|', operation_id, '|', correlation_id,"
+     " '|', (extract(epoch FROM requested_at) * 1000000)::bigint,"
+     " '|', (extract(epoch FROM debited_at) * 1000000)::bigint,"
+     " '|', (extract(epoch FROM credited_at) * 1000000)::bigint,"
+     " '|', (extract(epoch FROM reversed_at) * 1000000)::bigint,"
+     " '|', (extract(epoch FROM completed_at) * 1000000)::bigint,"
+     " '|', (extract(epoch FROM failed_at) * 1000000)::bigint,"
+     " '|', failure_reason, '|', compensated, '|', state, '|', status,"
+     " '|', (extract(epoch FROM updated_at) * 1000000)::bigint)",
+     "transfers"},
+
+    {"SELECT concat('U|', tenant_id, '|', day, '|', event_type, '|', currency, '|', event_count,"
+     " '|', volume)",
+     "usage_daily"},
+};
 
 static int read_tables(PGconn *conn, const char *schema, struct lines *l)
 {
-    char sql[4][2048];
     int rc = 0;
 
-    snprintf(sql[0], sizeof(sql[0]),
-             "SELECT 'A|' || tenant_id || '|' || account_id || '|' || owner || '|' || currency"
-             " || '|' || status || '|' || balance || '|' || overdraft_limit || '|' || version"
-             " || '|' || " US("opened_at") " || '|' || " US("updated_at") " FROM %s.accounts",
-             schema);
-    snprintf(sql[1], sizeof(sql[1]),
-             "SELECT 'E|' || tenant_id || '|' || account_id || '|' || version || '|' || kind"
-             " || '|' || amount || '|' || currency || '|' || balance_after || '|' || " TXT("counter"
-                                                                                           "part_"
-                                                                                           "account"
-                                                                                           "_id") " || '|' || " TXT(
-                 "transfer_id") " || '|' || " TXT("payment_id") " || '|' || reference || '|' || "
-                                                                "operation_id || '|' || "
-                                                                "correlation_id"
-                                                                " || '|' || " US(
-                                                                    "recorded_at") " || '|' || "
-                                                                                   "tx_id || '|' "
-                                                                                   "|| "
-                                                                                   "global_"
-                                                                                   "position FROM "
-                                                                                   "%s.entries",
-             schema);
-    snprintf(sql[2], sizeof(sql[2]),
-             "SELECT 'T|' || tenant_id || '|' || transfer_id || '|' || " TXT("source_account_id") " || '|' || " TXT("destination_account_id") " || '|' || " TXT("amount") " || '|' || " TXT("currency") " || '|' || " TXT("reference") " || '|' || " TXT("operation_id") " || '|' || " TXT("correlation_id") " || '|' || " US("requested_at") " || '|' || " US(
-                 "debited_at") " || '|' || " US("credited_at") " || '|' || " US("reversed_at") " ||"
-                                                                                               " '|"
-                                                                                               "' "
-                                                                                               "||"
-                                                                                               " " US("completed_at") " || '|' || " US("failed_at") " || '|' || " TXT("failure_reason") " || '|' || " TXT("compensated") " || '|' || state || '|' || status || '|' || " US("updated_at") " FROM %s.transfers",
-             schema);
-    snprintf(sql[3], sizeof(sql[3]),
-             "SELECT 'U|' || tenant_id || '|' || day || '|' || event_type || '|' || currency"
-             " || '|' || event_count || '|' || volume FROM %s.usage_daily",
-             schema);
-    for (int q = 0; q < 4 && rc == 0; q++) {
-        PGresult *res = PQexecParams(conn, sql[q], 0, NULL, NULL, NULL, NULL, 0);
+    for (size_t q = 0; q < sizeof(TABLE_SQL) / sizeof(TABLE_SQL[0]) && rc == 0; q++) {
+        char sql[1024];
+        PGresult *res;
 
+        snprintf(sql, sizeof(sql), "%s FROM %s.%s", TABLE_SQL[q].select, schema,
+                 TABLE_SQL[q].table);
+        res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             fprintf(stderr, "fold: %s", PQresultErrorMessage(res));
             rc = -1;
