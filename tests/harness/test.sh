@@ -7,7 +7,8 @@
 #      at it (the C harness makes a fresh database per test on that server)
 #   4. ctest --preset debug, then ctest --preset asan (the black-box tests are ctest tests,
 #      label "blackbox", so they run against both builds of the daemons)
-#   5. stops everything it started, on success and on failure, and prints one summary line
+#   5. the libFuzzer targets (tests/fuzz/run.sh: a clang build tree, 20 s per target)
+#   6. stops everything it started, on success and on failure, and prints one summary line
 #
 # Environment: JOBS (build parallelism, default 2); CTEST_ARGS (extra ctest arguments, e.g.
 # "-L unit" or "-j2"); ASAN_OPTIONS/UBSAN_OPTIONS override the loud defaults below.
@@ -98,3 +99,12 @@ for preset in debug asan; do
         exit 130
     fi
 done
+
+# 6. the libFuzzer targets (their own clang build tree), each for a bounded time
+echo "==== fuzz"
+if JOBS=$jobs FUZZ_SECONDS=${FUZZ_SECONDS:-20} "$root/tests/fuzz/run.sh"; then
+    results+=("fuzz ok")
+else
+    results+=("fuzz FAILED")
+    status=1
+fi
