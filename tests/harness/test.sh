@@ -100,7 +100,7 @@ for preset in debug asan; do
     fi
 done
 
-# 6. the libFuzzer targets (their own clang build tree), each for a bounded time
+# 5. the libFuzzer targets (their own clang build tree), each for a bounded time
 echo "==== fuzz"
 if JOBS=$jobs FUZZ_SECONDS=${FUZZ_SECONDS:-20} "$root/tests/fuzz/run.sh"; then
     results+=("fuzz ok")
