@@ -96,6 +96,7 @@ pct() { # column, percentile
     awk -v c="$1" '{print $c}' "$work/lag.txt" | sort -n |
         awk -v p="$2" '{v[NR]=$1} END {i=int(NR*p/100+0.999); if (i<1) i=1; print v[i]}'
 }
+echo "lag samples (events/ms): $(awk '{printf "%s/%s ", $1, $2}' "$work/lag.txt")"
 echo "lag over $(wc -l <"$work/lag.txt") samples:" \
     "events p50 $(pct 1 50) p99 $(pct 1 99) max $(pct 1 100);" \
     "ms p50 $(pct 2 50) p99 $(pct 2 99) max $(pct 2 100)"
