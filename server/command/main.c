@@ -1,67 +1,18 @@
 /* main.c - tally-command: the write side. Serves CommandService, health and
  * reflection until SIGTERM or SIGINT (command line: config.h). */
-#include <signal.h>
-#include <stdio.h>
-
-#include "config.h"
-#include "log.h"
+#include "daemon.h"
 #include "service.h"
-#include "trpc.h"
-
-#define PROG         "tally-command"
-#define DEFAULT_PORT 50051
 
 int main(int argc, char **argv)
 {
-    struct config cfg;
-    trpc_server_opts opts;
-    trpc_server *srv = NULL;
-    char addr[300];
-    int rc, port, sig, started = 0, status = 1;
+    static const struct daemon_spec spec = {
+        .prog = "tally-command",
+        .version = TALLY_VERSION,
+        .default_port = 50051,
+        .setup = command_service_setup,
+        .register_service = command_service_register,
+        .teardown = command_service_teardown,
+    };
 
-    trpc_block_signals(); /* before any thread: gRPC's threads inherit the mask */
-    rc = config_load(&cfg, PROG, DEFAULT_PORT, argc, argv);
-    if (rc == CONFIG_VERSION) {
-        printf("%s %s\n", PROG, TALLY_VERSION);
-        return 0;
-    }
-    if (rc != CONFIG_OK)
-        return rc == CONFIG_HELP ? 0 : CONFIG_BAD;
-    log_set_ident(PROG);
-    log_min_level = cfg.log_level;
-    log_info("starting: listen=%s workers=%d pool_size=%d max_message_bytes=%d", cfg.listen_addr,
-             cfg.workers, cfg.pool_size, cfg.max_message_bytes);
-
-    config_server_opts(&cfg, &opts);
-    if (command_service_setup(&cfg, &opts) != 0)
-        goto out;
-    srv = trpc_server_new(&opts);
-    if (srv == NULL) {
-        log_error("cannot create the server");
-        goto out;
-    }
-    if (command_service_register(srv, &cfg) != 0)
-        goto out;
-    port = trpc_server_start(srv);
-    started = 1;
-    if (port <= 0) {
-        log_error("cannot listen on %s", cfg.listen_addr);
-        goto out;
-    }
-    if (config_bound_addr(&cfg, port, addr, sizeof(addr)) != 0)
-        goto out;
-    log_info("listening on %s", addr);
-    if (config_write_ready_file(&cfg, port) != 0)
-        goto out;
-
-    sig = trpc_wait_for_signal(); /* not inside log_info: its arguments may be skipped */
-    log_info("%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    status = 0;
-out:
-    if (started)
-        trpc_server_shutdown(srv);
-    trpc_server_free(srv);
-    command_service_teardown();
-    log_info("exit %d", status);
-    return status;
+    return daemon_main(&spec, argc, argv);
 }
