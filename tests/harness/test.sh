@@ -28,6 +28,11 @@ elapsed() {
     printf '%dm%02ds' $((s / 60)) $((s % 60))
 }
 
+# phase NAME: a header with the time since the start
+phase() {
+    echo "==== $* [$(elapsed)]"
+}
+
 cleanup() {
     local rc=$? pidfile
     set +e
@@ -48,11 +53,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "make test: interrupted" >&2; exit 130' INT TERM
 
-echo "==== dependencies"
+phase dependencies
 "$harness/deps.sh"
 
 for preset in debug asan; do
-    echo "==== build ($preset)"
+    phase "build ($preset)"
     cmake --preset "$preset" >/dev/null
     if cmake --build --preset "$preset" -j"$jobs"; then
         results+=("build-$preset ok")
@@ -63,7 +68,7 @@ for preset in debug asan; do
     fi
 done
 
-echo "==== throwaway PostgreSQL"
+phase "throwaway PostgreSQL"
 tmp=$(mktemp -d /tmp/tally-test.XXXXXX)
 mkdir -p "$tmp/tmp"
 # like /tmp: a test that runs something as another user (postgres) can use it
@@ -85,7 +90,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:report_
 export CTEST_PARALLEL_LEVEL=${CTEST_PARALLEL_LEVEL:-2}
 read -r -a extra <<<"${CTEST_ARGS:-}"
 for preset in debug asan; do
-    echo "==== ctest --preset $preset"
+    phase "ctest --preset $preset"
     if ctest --preset "$preset" --no-tests=error "${extra[@]}" | tee "$tmp/ctest.log"; then
         results+=("ctest-$preset ok")
     else
