@@ -106,7 +106,7 @@ for preset in debug asan; do
 done
 
 # 5. the libFuzzer targets (their own clang build tree), each for a bounded time
-echo "==== fuzz"
+phase fuzz
 if JOBS=$jobs FUZZ_SECONDS=${FUZZ_SECONDS:-20} "$root/tests/fuzz/run.sh"; then
     results+=("fuzz ok")
 else
