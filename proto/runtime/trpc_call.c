@@ -162,6 +162,7 @@ void trpc_call_arrived(trpc_call *c)
 {
     grpc_op op;
     const trpc_method *m = c->m;
+    const char *why;
 
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
@@ -184,11 +185,11 @@ void trpc_call_arrived(trpc_call *c)
         trpc_call_reply_status(c, GRPC_STATUS_INVALID_ARGUMENT, "missing request message");
         return;
     }
-    c->req = trpc_unpack(m->desc->input, c->payload);
+    c->req = trpc_unpack_request(m->desc->input, c->payload, &why);
     grpc_byte_buffer_destroy(c->payload);
     c->payload = NULL;
     if (c->req == NULL) {
-        trpc_call_reply_status(c, GRPC_STATUS_INVALID_ARGUMENT, "invalid request message");
+        trpc_call_reply_status(c, GRPC_STATUS_INVALID_ARGUMENT, why);
         return;
     }
     if (m->fn == NULL) {

@@ -39,6 +39,10 @@ grpc_byte_buffer *trpc_pack_raw(const void *data, size_t len);
 /* The message in bb (NULL bb or a parse error: NULL). Free with
  * protobuf_c_message_free_unpacked(m, NULL). bb stays the caller's. */
 ProtobufCMessage *trpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb);
+/* trpc_unpack for a request: also refuses a string field (at any depth)
+ * holding a NUL byte. NULL with *why set to the client-safe reason. */
+ProtobufCMessage *trpc_unpack_request(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
+                                      const char **why);
 /* Contiguous malloc'd copy of bb (decompressed) in *data and *len; 0, or -1 on
  * OOM. A zero-length buffer gives a non-NULL *data. */
 int trpc_read_all(grpc_byte_buffer *bb, void **data, size_t *len);

@@ -55,6 +55,83 @@ ProtobufCMessage *trpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buf
     return m;
 }
 
+/* Reads a varint at *p (< end); 0, or -1 when truncated or too long. */
+static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/* 1 when a string field of message d (wire bytes p..end), or of a message
+ * inside it, holds a NUL byte. protobuf-c would cut such a string at the NUL
+ * and a handler would act on the prefix ("<uuid>\0junk" as <uuid>). Unknown
+ * fields and malformed input are left to protobuf-c (0). */
+static int wire_has_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end,
+                        int depth)
+{
+    while (p < end) {
+        uint64_t key, len;
+        const ProtobufCFieldDescriptor *f;
+
+        if (wire_varint(&p, end, &key) != 0)
+            return 0;
+        switch (key & 7) {
+        case 0:
+            if (wire_varint(&p, end, &len) != 0)
+                return 0;
+            continue;
+        case 1:
+            p += 8;
+            continue;
+        case 5:
+            p += 4;
+            continue;
+        case 2:
+            break;
+        default:
+            return 0;
+        }
+        if (wire_varint(&p, end, &len) != 0 || len > (uint64_t)(end - p))
+            return 0;
+        f = key >> 3 <= UINT32_MAX
+                ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3))
+                : NULL;
+        if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, (size_t)len))
+            return 1;
+        if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < 64 &&
+            wire_has_nul(f->descriptor, p, p + len, depth + 1))
+            return 1;
+        p += len;
+    }
+    return 0;
+}
+
+ProtobufCMessage *trpc_unpack_request(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
+                                      const char **why)
+{
+    grpc_slice all;
+    ProtobufCMessage *m = NULL;
+    const uint8_t *p;
+
+    *why = "invalid request message";
+    if (read_slice(bb, &all) != 0)
+        return NULL;
+    p = GRPC_SLICE_START_PTR(all);
+    if (wire_has_nul(d, p, p + GRPC_SLICE_LENGTH(all), 0))
+        *why = "string fields must not contain NUL bytes";
+    else
+        m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(all), p);
+    grpc_slice_unref(all);
+    return m;
+}
+
 int trpc_read_all(grpc_byte_buffer *bb, void **data, size_t *len)
 {
     grpc_slice all;

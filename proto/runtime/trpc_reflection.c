@@ -340,6 +340,34 @@ out:
     return rc;
 }
 
+/* Frees the unknown fields protobuf-c kept in m and in the messages inside
+ * it. Echoed back as original_request they would be re-packed, and an
+ * overlong tag of field number 0 would come out as a bare 0x00 that no
+ * client can parse. */
+static void drop_unknown_fields(ProtobufCMessage *m, int depth)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        free(m->unknown_fields[i].data);
+    free(m->unknown_fields);
+    m->unknown_fields = NULL;
+    m->n_unknown_fields = 0;
+    for (unsigned i = 0; i < d->n_fields && depth < 16; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        ProtobufCMessage *sub;
+
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED)
+            continue;
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)((const char *)m + f->quantifier_offset) != f->id)
+            continue;
+        sub = *(ProtobufCMessage **)((char *)m + f->offset);
+        if (sub)
+            drop_unknown_fields(sub, depth + 1);
+    }
+}
+
 int trpc_reflection_answer(const trpc_reflection *r, const uint8_t *req, size_t req_len,
                            uint8_t **resp, size_t *resp_len)
 {
@@ -364,6 +392,7 @@ int trpc_reflection_answer(const trpc_reflection *r, const uint8_t *req, size_t 
 
     if (rq == NULL)
         return -1;
+    drop_unknown_fields(&rq->base, 0);
     rs.valid_host = rq->host;
     rs.original_request = rq;
     err.error_code = GRPC_STATUS_NOT_FOUND;

@@ -22,19 +22,16 @@ static void pqclear_defer(void *res)
 }
 
 /* Runs sql and keeps the result until the reply is packed. NULL with st
- * set on failure. */
+ * set on failure (the handler returns qry_finish(call, st)). */
 static PGresult *query(struct qry *q, const char *sql, int n, const char *const *values,
-                       int nfields, const char *what)
+                       int nfields, const char *what, trpc_status *st)
 {
     PGresult *res = PQexecParams(q->conn, sql, n, NULL, values, NULL, NULL, 0);
-    trpc_status st;
 
     trpc_call_defer(q->call, pqclear_defer, res);
-    if (pg_check(res, PGRES_TUPLES_OK, nfields, &st, what, "%s tenant=%s", trpc_call_path(q->call),
-                 q->who.tenant_id) != GRPC_STATUS_OK) {
-        trpc_call_fail_status(q->call, &st);
+    if (pg_check(res, PGRES_TUPLES_OK, nfields, st, what, "%s tenant=%s", trpc_call_path(q->call),
+                 q->who.tenant_id) != GRPC_STATUS_OK)
         return NULL;
-    }
     return res;
 }
 
@@ -103,8 +100,9 @@ grpc_status_code qry_get_account(trpc_call *call, const Tally__V1__GetAccountReq
         return qry_finish(call, &st);
     values[0] = q.who.tenant_id;
     values[1] = id;
-    if ((res = query(&q, sql, 2, values, N_ACCOUNT_COLUMNS, "could not read the account")) == NULL)
-        return GRPC_STATUS_INTERNAL; /* the call's status is set */
+    if ((res = query(&q, sql, 2, values, N_ACCOUNT_COLUMNS, "could not read the account", &st)) ==
+        NULL)
+        return qry_finish(call, &st);
     if (PQntuples(res) == 0)
         return trpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "account %s not found", id);
     account_from_row(call, res, 0, resp);
@@ -197,8 +195,9 @@ grpc_status_code qry_list_accounts(trpc_call *call, const Tally__V1__ListAccount
         values[5] = keys[1];
     }
     values[6] = pg_int64_param(limbuf, page + 1); /* one more tells whether a next page exists */
-    if ((res = query(&q, sql, 7, values, N_ACCOUNT_COLUMNS, "could not list accounts")) == NULL)
-        return GRPC_STATUS_INTERNAL;
+    if ((res = query(&q, sql, 7, values, N_ACCOUNT_COLUMNS, "could not list accounts", &st)) ==
+        NULL)
+        return qry_finish(call, &st);
     n = PQntuples(res) > page ? page : PQntuples(res);
     resp->accounts = trpc_call_alloc(call, sizeof(*resp->accounts) * (size_t)(n ? n : 1));
     for (int i = 0; i < n; i++) {
@@ -316,14 +315,15 @@ grpc_status_code qry_list_entries(trpc_call *call, const Tally__V1__ListEntriesR
         values[4] = keys[0];
     }
     values[5] = pg_int64_param(limbuf, page + 1);
-    if ((res = query(&q, backwards ? bwd : fwd, 6, values, 12, "could not list entries")) == NULL)
-        return GRPC_STATUS_INTERNAL;
+    if ((res = query(&q, backwards ? bwd : fwd, 6, values, 12, "could not list entries", &st)) ==
+        NULL)
+        return qry_finish(call, &st);
     if (PQntuples(res) == 0 && !req->page_token[0]) {
         /* no lines: an empty account, or none of ours */
-        PGresult *e = query(&q, exists, 2, values, 1, "could not list entries");
+        PGresult *e = query(&q, exists, 2, values, 1, "could not list entries", &st);
 
         if (e == NULL)
-            return GRPC_STATUS_INTERNAL;
+            return qry_finish(call, &st);
         if (PQntuples(e) == 0)
             return trpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "account %s not found", id);
     }
@@ -410,8 +410,8 @@ grpc_status_code qry_get_transfer(trpc_call *call, const Tally__V1__GetTransferR
         return qry_finish(call, &st);
     values[0] = q.who.tenant_id;
     values[1] = id;
-    if ((res = query(&q, sql, 2, values, 12, "could not read the transfer")) == NULL)
-        return GRPC_STATUS_INTERNAL;
+    if ((res = query(&q, sql, 2, values, 12, "could not read the transfer", &st)) == NULL)
+        return qry_finish(call, &st);
     if (PQntuples(res) == 0)
         return trpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "transfer %s not found", id);
     resp->transfer_id = PQgetvalue(res, 0, 0);
@@ -436,6 +436,11 @@ static grpc_status_code parse_day(const char *field, const char *s, long *days, 
     struct tm tm = {0};
     int y, m, d, n = 0;
 
+    /* digits at fixed places: sscanf alone would take signs and spaces */
+    for (int i = 0; i < 10 && s[i]; i++)
+        if ((i == 4 || i == 7) ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
+            return trpc_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                                   "%s must be a date YYYY-MM-DD (1970..9999)", field);
     if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 || m < 1 ||
         m > 12 || d < 1 || d > 31 || y < 1970 || y > 9999)
         return trpc_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
@@ -477,8 +482,8 @@ grpc_status_code qry_get_tenant_usage(trpc_call *call, const Tally__V1__GetTenan
     values[0] = q.who.tenant_id;
     values[1] = req->from_date;
     values[2] = req->to_date;
-    if ((res = query(&q, sql, 3, values, 5, "could not read the usage")) == NULL)
-        return GRPC_STATUS_INTERNAL;
+    if ((res = query(&q, sql, 3, values, 5, "could not read the usage", &st)) == NULL)
+        return qry_finish(call, &st);
     cap = (size_t)PQntuples(res);
     resp->rows = trpc_call_alloc(call, sizeof(*resp->rows) * (cap ? cap : 1));
     /* one UsageRow per (day, event type) (rows i..j-1 of the result); its
