@@ -141,6 +141,19 @@ static grpc_status_code int64_key(const char *s, int64_t *out, trpc_status *st)
     return GRPC_STATUS_OK;
 }
 
+/* The keys of a ListAccounts page token: opened_at (microseconds since the
+ * epoch) must be a time PostgreSQL can add to the epoch (a forged key beyond
+ * 0001..9999 would fail in SQL, not as a bad token), then the account id. */
+static grpc_status_code account_cursor_key(char keys[][CURSOR_KEY_SIZE], int64_t *us,
+                                           trpc_status *st)
+{
+    if (int64_key(keys[0], us, st) != GRPC_STATUS_OK)
+        return st->code;
+    if (*us < CURSOR_MIN_US || *us > CURSOR_MAX_US || !uuid_is_valid(keys[1]))
+        return trpc_status_set(st, GRPC_STATUS_INVALID_ARGUMENT, "invalid page_token");
+    return GRPC_STATUS_OK;
+}
+
 grpc_status_code qry_list_accounts(trpc_call *call, const Tally__V1__ListAccountsRequest *req,
                                    Tally__V1__ListAccountsResponse *resp)
 {
@@ -185,12 +198,8 @@ grpc_status_code qry_list_accounts(trpc_call *call, const Tally__V1__ListAccount
         int64_t us;
 
         if (cursor_decode(req->page_token, "accounts", fp, keys, 2, &st) != GRPC_STATUS_OK ||
-            int64_key(keys[0], &us, &st) != GRPC_STATUS_OK)
+            account_cursor_key(keys, &us, &st) != GRPC_STATUS_OK)
             return qry_finish(call, &st);
-        /* opened_at must be a time PostgreSQL can add to the epoch: a forged
-         * key beyond 0001..9999 would fail in SQL, not as a bad token */
-        if (us < CURSOR_MIN_US || us > CURSOR_MAX_US || !uuid_is_valid(keys[1]))
-            return trpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "invalid page_token");
         values[4] = keys[0];
         values[5] = keys[1];
     }

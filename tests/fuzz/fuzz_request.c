@@ -604,6 +604,7 @@ static void q_list_accounts(const ProtobufCMessage *m, const struct fixture *fx)
                              r->currency[0] ? r->currency : NULL};
     char keys[2][CURSOR_KEY_SIZE];
     trpc_status st;
+    int64_t us;
 
     (void)fx;
     if (min_position(r->min_position, &st) != OK ||
@@ -620,11 +621,9 @@ static void q_list_accounts(const ProtobufCMessage *m, const struct fixture *fx)
     if (r->status != TALLY__V1__ACCOUNT_STATUS__ACCOUNT_STATUS_UNSPECIFIED && status == NULL)
         return; /* INVALID_ARGUMENT "unknown status" */
     if (page_token(r->page_token, "accounts", params, keys, 2, &st) == OK && r->page_token[0] &&
-        int64_key(keys[0], &st) == OK && uuid_is_valid(keys[1])) {
+        fuzz_rm_account_cursor_key(keys, &us, &st) == OK) {
         /* the key reaches SQL as a timestamp in microseconds: it must be one
          * (qexec.c's range), or PostgreSQL fails the query */
-        int64_t us = strtoll(keys[0], NULL, 10);
-
         FUZZ_CHECK(us >= MIN_SECONDS * 1000000 && us <= MAX_SECONDS * 1000000 + 999999,
                    "page_token time key %s accepted: no timestamp", keys[0]);
     }

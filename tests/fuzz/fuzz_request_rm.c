@@ -17,3 +17,9 @@ const char *fuzz_rm_status_filter(Tally__V1__AccountStatus s)
 {
     return status_filter(s);
 }
+
+grpc_status_code fuzz_rm_account_cursor_key(char keys[][CURSOR_KEY_SIZE], int64_t *us,
+                                            trpc_status *st)
+{
+    return account_cursor_key(keys, us, st);
+}

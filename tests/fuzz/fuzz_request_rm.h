@@ -9,6 +9,7 @@
 
 #include "tally/v1/query.pb-c.h"
 
+#include "cursor.h"
 #include "trpc.h"
 
 /* rm_rpcs.c parse_day: a "YYYY-MM-DD" day (1970..9999) to days since the epoch. */
@@ -19,5 +20,9 @@ grpc_status_code fuzz_rm_int64_key(const char *s, int64_t *out, trpc_status *st)
 
 /* rm_rpcs.c status_filter: the read model's status text, NULL for none. */
 const char *fuzz_rm_status_filter(Tally__V1__AccountStatus s);
+
+/* rm_rpcs.c account_cursor_key: the checks of a ListAccounts token's keys. */
+grpc_status_code fuzz_rm_account_cursor_key(char keys[][CURSOR_KEY_SIZE], int64_t *us,
+                                            trpc_status *st);
 
 #endif /* TESTS_FUZZ_REQUEST_RM_H */
