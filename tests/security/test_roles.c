@@ -37,7 +37,9 @@ static char admin_db[HARNESS_CONNINFO_MAX]; /* the first database: logins are ma
 static void login_conninfo(char out[HARNESS_CONNINFO_MAX], const char *db, enum login i)
 {
     /* later keywords win: this replaces the harness's user */
-    snprintf(out, HARNESS_CONNINFO_MAX, "%s user=%s password=%s", db, logins[i], password);
+    int n = snprintf(out, HARNESS_CONNINFO_MAX, "%s user=%s password=%s", db, logins[i], password);
+
+    CU_ASSERT_FATAL(n > 0 && n < HARNESS_CONNINFO_MAX);
 }
 
 static void quiet(void *arg, const char *message)
@@ -144,7 +146,7 @@ static int fresh_db(char db[HARNESS_CONNINFO_MAX])
 static int suite_init(void)
 {
     PGconn *c;
-    char sql[256];
+    char sql[512];
     int ok = 1;
 
     /* role names are cluster-wide: unique per test process */
@@ -170,7 +172,7 @@ static int suite_init(void)
 static int suite_cleanup(void)
 {
     PGconn *c = connect_to(admin_db);
-    char sql[128];
+    char sql[512];
     int ok = c != NULL;
 
     for (int i = 0; i < N_LOGINS && c != NULL; i++) {
@@ -494,7 +496,7 @@ static void test_roles_rebuild_keeps_the_read_model_readable(void)
     q = connect_as(db, L_QUERY);
     CU_ASSERT_PTR_NOT_NULL_FATAL(q);
     {
-        char sql[200];
+        char sql[512];
 
         snprintf(sql, sizeof(sql), "SELECT balance FROM rm.accounts WHERE account_id = '%s'", a);
         CU_ASSERT_STRING_EQUAL(value(q, sql), "4200");
