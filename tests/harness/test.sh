@@ -85,9 +85,10 @@ export TMPDIR=$tmp/tmp
 export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:strict_string_checks=1:print_summary=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:report_error_type=1}
 
-# Two tests at a time: most of a test's time is spent waiting on PostgreSQL commits
-# (fsync on) and on daemons, so the two cores stay busy without starving each other.
-export CTEST_PARALLEL_LEVEL=${CTEST_PARALLEL_LEVEL:-2}
+# One test at a time: the tests share one PostgreSQL cluster, and the commit fence
+# (pg_snapshot_xmin) is cluster-wide, so a test that holds a transaction open on purpose
+# (tests/query's blocked_reason) would stall the projector of a test running beside it.
+export CTEST_PARALLEL_LEVEL=${CTEST_PARALLEL_LEVEL:-1}
 read -r -a extra <<<"${CTEST_ARGS:-}"
 for preset in debug asan; do
     phase "ctest --preset $preset"
