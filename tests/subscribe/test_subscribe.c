@@ -187,6 +187,28 @@ static int sql_ok(PGconn *c, const char *q, int n, const char *const *v)
     return s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK ? 0 : -1;
 }
 
+/* Waits until the tenant's first n events are behind the commit fence (what a
+ * catch-up can see). Right after a command the fence may still be held by a
+ * projector transaction; "stored" events in the tests are the fenced ones. */
+static int wait_fenced(const struct tenant *t, int n)
+{
+    const char *v[1] = {t->id};
+
+    for (int waited = 0; waited < WAIT_MS; waited += 10) {
+        PGresult *res = sql(fx.pg,
+                            "SELECT count(*) FROM events WHERE tenant_id = $1::uuid"
+                            "   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())",
+                            1, v);
+        int have = PQresultStatus(res) == PGRES_TUPLES_OK ? atoi(PQgetvalue(res, 0, 0)) : -1;
+
+        PQclear(res);
+        if (have >= n)
+            return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
 struct pos {
     uint64_t tx;
     int64_t gp;
@@ -829,6 +851,7 @@ static void test_subscribe_catch_up_then_caught_up_then_live(void)
     CU_ASSERT_FATAL(open_account(&t, acc) == 0);
     for (int i = 0; i < 5; i++)
         CU_ASSERT_FATAL(deposit(&t, acc, 100 + i, NULL, NULL) == 0);
+    CU_ASSERT_FATAL(wait_fenced(&t, 6));
     CU_ASSERT_FATAL(rd_start(&r, fx.proj_ch, &t, &req, RD_KEEP, &st) == 0);
     CU_ASSERT(rd_wait_count(&r, K_CAUGHT_UP, 1, WAIT_MS));
     CU_ASSERT(rd_wait_count(&r, K_EVENT, 6, WAIT_MS)); /* before caught_up, see below */
