@@ -131,8 +131,10 @@ int main(int argc, char **argv)
 out:
     if (started)
         trpc_server_shutdown(srv);
+    /* after the shutdown (every stream has finished) but before the server is
+     * freed: the tail thread must not touch a stream of a freed server */
+    subscribe_teardown();
     trpc_server_free(srv);
-    subscribe_teardown(); /* after the server: every stream has finished */
     if (w)
         wake_shutdown(w); /* every worker's wait ends now */
     consumer_stop(c);
