@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
 
 #include "evcodec.h"
 #include "log.h"
@@ -180,10 +183,37 @@ static grpc_status_code default_append(const struct cmdcore_account_cmd *cmd, PG
                           ev_env, snapshot, NULL, conflict, st);
 }
 
+/* Before retry number `conflicts` (1, 2, ...) of an append that lost a
+ * version race: the first retry goes at once (a fresh load usually settles
+ * it); later ones sleep a random time in [0, min(BACKOFF_CAP_US, BACKOFF_BASE_US
+ * << conflicts)) ("full jitter"), so writers that keep colliding on one hot
+ * account spread out instead of colliding again in lockstep. */
+#define BACKOFF_BASE_US 500
+#define BACKOFF_CAP_US  20000
+
+static void conflict_backoff(int conflicts)
+{
+    unsigned int r;
+    long cap;
+    struct timespec ts;
+
+    if (conflicts < 2)
+        return;
+    cap = conflicts > 6 ? BACKOFF_CAP_US : (long)BACKOFF_BASE_US << conflicts;
+    if (cap > BACKOFF_CAP_US)
+        cap = BACKOFF_CAP_US;
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+        r = (unsigned int)cap / 2;
+    ts.tv_sec = 0;
+    ts.tv_nsec = (long)(r % (unsigned long)cap) * 1000L;
+    nanosleep(&ts, NULL);
+}
+
 grpc_status_code cmdcore_account(PGconn *conn, const struct cmdcore_env *env,
                                  const struct cmdcore_account_cmd *cmd, enum cmdcore_result *result,
                                  struct account_state *after, trpc_status *st)
 {
+    int conflicts = 0;
     char key[128];
     int fresh = 0;
 
@@ -262,6 +292,7 @@ grpc_status_code cmdcore_account(PGconn *conn, const struct cmdcore_env *env,
             fresh = 1;
             log_debug("rpc=%s account=%s: version %" PRId64 " taken, retrying", cmd->kind,
                       cmd->account_id, next.version);
+            conflict_backoff(++conflicts);
             continue;
         case STORE_CONFLICT_IDEMPOTENCY:
             *result = CMDCORE_DUPLICATE;

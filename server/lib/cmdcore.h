@@ -154,7 +154,8 @@ enum cmdcore_result {
  * (a mismatch against the cache is re-checked against the log: ABORTED
  * "expected version X, current version Y"), look up the payment, decide,
  * evolve, snapshot every env->snapshot_every versions, append; on a version
- * conflict drop the cache entry, reload from the log and go again, at most
+ * conflict drop the cache entry, reload from the log and go again (from
+ * the second conflict on after a short random sleep, up to 20 ms), at most
  * env->max_attempts times (then ABORTED "too many concurrent writes to
  * account ..., try again"). A refusal decided on cached state (anything but
  * INVALID_ARGUMENT) is decided again on fresh state from the log: only a
