@@ -238,7 +238,9 @@ qry_list_events_by_correlation(trpc_call *call,
 
 struct replay {
     struct account_state s;
-    int64_t last_us; /* recorded_at of the last applied row */
+    int64_t last_us;   /* recorded_at of the last applied row */
+    int64_t opened_us; /* recorded_at of AccountOpened (version 1), if replayed */
+    int opened_seen;
     trpc_status *st;
 };
 
@@ -257,6 +259,10 @@ static int replay_row(void *arg, int64_t version, const char *event_type, const 
                  : trpc_status_set(r->st, GRPC_STATUS_INTERNAL, "unreadable snapshot");
         json_decref(j);
         return code != GRPC_STATUS_OK || r->s.version != version;
+    }
+    if (version == 1) {
+        r->opened_us = r->last_us;
+        r->opened_seen = 1;
     }
     code = evcodec_payload_from_json(&env, event_type, json, strlen(json), r->st);
     if (code == GRPC_STATUS_OK) {
@@ -281,6 +287,25 @@ static grpc_status_code version_at(struct qry *q, const char *id, int64_t at_us,
     if (pg_check(res, PGRES_TUPLES_OK, 1, st, "could not read the account", "GetAccountAt %s",
                  id) == GRPC_STATUS_OK &&
         pg_get_int64(res, 0, 0, version) != 0)
+        trpc_status_set(st, GRPC_STATUS_INTERNAL, "could not read the account");
+    PQclear(res);
+    return st->code;
+}
+
+/* recorded_at of the account's AccountOpened (version 1): the replay began
+ * at a snapshot above it. */
+static grpc_status_code opened_at(struct qry *q, const char *id, int64_t *us, trpc_status *st)
+{
+    static const char sql[] = "SELECT " QRY_US_SQL(
+        "recorded_at") " FROM events"
+                       " WHERE tenant_id = $1::uuid AND aggregate_type = 'account'"
+                       "   AND aggregate_id = $2::uuid AND version = 1";
+    const char *values[2] = {q->who.tenant_id, id};
+    PGresult *res = PQexecParams(q->conn, sql, 2, NULL, values, NULL, NULL, 0);
+
+    if (pg_check(res, PGRES_TUPLES_OK, 1, st, "could not read the account", "GetAccountAt %s",
+                 id) == GRPC_STATUS_OK &&
+        (PQntuples(res) != 1 || pg_get_int64(res, 0, 0, us) != 0))
         trpc_status_set(st, GRPC_STATUS_INTERNAL, "could not read the account");
     PQclear(res);
     return st->code;
@@ -333,7 +358,8 @@ grpc_status_code qry_get_account_at(trpc_call *call, const Tally__V1__GetAccount
         return trpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "set version or time");
     }
     account_state_init(&r.s);
-    r.last_us = 0;
+    r.last_us = r.opened_us = 0;
+    r.opened_seen = 0;
     r.st = &st;
     if (store_load_stream(q.conn, q.who.tenant_id, ACCOUNT_AGGREGATE_TYPE, id, 0, version, 1,
                           replay_row, &r, &st) != GRPC_STATUS_OK)
@@ -344,7 +370,10 @@ grpc_status_code qry_get_account_at(trpc_call *call, const Tally__V1__GetAccount
         return trpc_call_fail(call, GRPC_STATUS_NOT_FOUND,
                               "account %s has no version %" PRId64 " (latest %" PRId64 ")", id,
                               version, r.s.version);
+    if (!r.opened_seen && opened_at(&q, id, &r.opened_us, &st) != GRPC_STATUS_OK)
+        return qry_finish(call, &st);
     qry_account_from_state(call, &r.s, resp);
+    resp->opened_at = qry_timestamp(call, r.opened_us);
     resp->updated_at = qry_timestamp(call, r.last_us);
     return GRPC_STATUS_OK;
 }

@@ -121,7 +121,9 @@ static grpc_status_code account_at(char at, int64_t v, Tally__V1__Account **out,
     return tally__v1__query_service__trpc_get_account_at(Q.qch, &req, out, &T.opts, st);
 }
 
-/* a is the state after version v (plus delta on the balance). */
+/* a is the state after version v (plus delta on the balance): every field,
+ * opened_at (AccountOpened's recorded_at, also when the replay starts at a
+ * snapshot) and updated_at (version v's recorded_at) included. */
 static int state_is(const Tally__V1__Account *a, int v, int64_t delta)
 {
     Tally__V1__AccountStatus s = frozen[v] ? TALLY__V1__ACCOUNT_STATUS__ACCOUNT_STATUS_FROZEN
@@ -131,17 +133,20 @@ static int state_is(const Tally__V1__Account *a, int v, int64_t delta)
            a->balance->minor_units == bal[v] + delta && strcmp(a->balance->currency, "EUR") == 0 &&
            a->status == s && strcmp(a->account_id, acct.id) == 0 && strcmp(a->owner, "tt") == 0 &&
            strcmp(a->currency, "EUR") == 0 && a->overdraft_limit == OVERDRAFT &&
+           a->opened_at != NULL && qts_us(a->opened_at) == rec[1] && a->updated_at != NULL &&
            qts_us(a->updated_at) == rec[v];
 }
 
 static void say_state(int line, const Tally__V1__Account *a, int v, int64_t delta)
 {
     fprintf(stderr,
-            "\n  line %d: got version %" PRId64 " balance %" PRId64 " status %d updated %" PRId64
-            "; want version %d balance %" PRId64 " status %s updated %" PRId64 "\n",
+            "\n  line %d: got version %" PRId64 " balance %" PRId64 " status %d opened %" PRId64
+            " updated %" PRId64 "; want version %d balance %" PRId64 " status %s opened %" PRId64
+            " updated %" PRId64 "\n",
             line, a ? a->version : -1, a && a->balance ? a->balance->minor_units : -1,
-            a ? (int)a->status : -1, a ? qts_us(a->updated_at) : -1, v, bal[v] + delta,
-            frozen[v] ? "FROZEN" : "OPEN", rec[v]);
+            a ? (int)a->status : -1, a && a->opened_at ? qts_us(a->opened_at) : -1,
+            a && a->updated_at ? qts_us(a->updated_at) : -1, v, bal[v] + delta,
+            frozen[v] ? "FROZEN" : "OPEN", rec[1], rec[v]);
 }
 
 static void test_snapshots_were_written(void)
@@ -280,9 +285,10 @@ static void test_account_at_replays_from_snapshots_not_the_read_model(void)
     PQclear(qsql("UPDATE rm.accounts SET balance = balance - 777"
                  " WHERE tenant_id = $1::uuid AND account_id = $2::uuid",
                  T.id, acct.id, NULL));
-    /* the read model agrees with the history */
+    /* the read model agrees with the history, opened_at included */
     if (CHECK_OK(qget_account(&T, acct.id, NULL, QFIX_CALL_MS, &a, &st), &st))
-        CU_ASSERT(a->version == N_EVENTS && a->balance->minor_units == bal[N_EVENTS]);
+        CU_ASSERT(a->version == N_EVENTS && a->balance->minor_units == bal[N_EVENTS] &&
+                  qts_us(a->opened_at) == rec[1] && qts_us(a->updated_at) == rec[N_EVENTS]);
     FREE_MSG(a);
 }
 
