@@ -565,9 +565,61 @@ static const char *pg_bindir(void)
     return d != NULL && d[0] != '\0' ? d : HARNESS_PG_BINDIR;
 }
 
+/* Starts postgres on the private data folder (h.pg_dir/data, socket in
+ * h.pg_dir), output to pg_log, and waits until it accepts connections. Sets
+ * h.pg_pid and h.admin_conninfo. Returns 0, or -1 after printing why. */
+static int pg_launch(const char *pg_log)
+{
+    char data[HARNESS_PATH_MAX], postgres[HARNESS_PATH_MAX];
+    const char *pg_argv[] = {postgres,
+                             "-D",
+                             data,
+                             "-k",
+                             h.pg_dir,
+                             "-p",
+                             PG_PORT,
+                             "-c",
+                             "listen_addresses=",
+                             "-c",
+                             "max_connections=300",
+                             NULL};
+    /* immediate shutdown if the test process dies */
+    struct spawn sp = {pg_argv, NULL, pg_log, NULL, h.as_postgres, SIGQUIT, h.pg_dir};
+    long deadline;
+
+    snprintf(data, sizeof(data), "%s/data", h.pg_dir);
+    snprintf(postgres, sizeof(postgres), "%s/postgres", pg_bindir());
+    h.pg_pid = spawn(&sp);
+    if (h.pg_pid < 0) {
+        h.pg_pid = 0;
+        return -1;
+    }
+    snprintf(h.admin_conninfo, sizeof(h.admin_conninfo),
+             "host=%s port=" PG_PORT " user=postgres dbname=postgres", h.pg_dir);
+    deadline = now_ms() + PG_START_TIMEOUT;
+    while (PQping(h.admin_conninfo) != PQPING_OK) {
+        int ws;
+
+        if (waitpid(h.pg_pid, &ws, WNOHANG) == h.pg_pid) {
+            say("postgres exited during startup (status %d)", decode_status(ws));
+            h.pg_pid = 0;
+            print_file("postgres log", pg_log);
+            return -1;
+        }
+        if (now_ms() > deadline) {
+            say("postgres not ready after %d ms", PG_START_TIMEOUT);
+            print_file("postgres log", pg_log);
+            stop_postgres();
+            return -1;
+        }
+        sleep_ms(20);
+    }
+    return 0;
+}
+
 static int pg_start_private(void)
 {
-    char data[HARNESS_PATH_MAX], initdb[HARNESS_PATH_MAX], postgres[HARNESS_PATH_MAX];
+    char data[HARNESS_PATH_MAX], initdb[HARNESS_PATH_MAX];
     char initdb_log[HARNESS_PATH_MAX], pg_log[HARNESS_PATH_MAX];
     const char *initdb_argv[] = {initdb,
                                  "-D",
@@ -581,26 +633,12 @@ static int pg_start_private(void)
                                  "--no-locale",
                                  "--no-instructions",
                                  NULL};
-    const char *pg_argv[] = {postgres,
-                             "-D",
-                             data,
-                             "-k",
-                             h.pg_dir,
-                             "-p",
-                             PG_PORT,
-                             "-c",
-                             "listen_addresses=",
-                             "-c",
-                             "max_connections=300",
-                             NULL};
     struct spawn sp = {initdb_argv, NULL, initdb_log, NULL, 0, SIGKILL, NULL};
-    long deadline;
     int st;
 
     snprintf(h.pg_dir, sizeof(h.pg_dir), "%s/pg", h.root);
     snprintf(data, sizeof(data), "%s/data", h.pg_dir);
     snprintf(initdb, sizeof(initdb), "%s/initdb", pg_bindir());
-    snprintf(postgres, sizeof(postgres), "%s/postgres", pg_bindir());
     snprintf(initdb_log, sizeof(initdb_log), "%s/initdb.log", h.root);
     snprintf(pg_log, sizeof(pg_log), "%s/postgres.log", h.root);
 
@@ -644,35 +682,7 @@ static int pg_start_private(void)
         return -1;
     }
 
-    sp.argv = pg_argv;
-    sp.out_path = pg_log;
-    sp.death_sig = SIGQUIT; /* immediate shutdown if the test process dies */
-    h.pg_pid = spawn(&sp);
-    if (h.pg_pid < 0) {
-        h.pg_pid = 0;
-        return -1;
-    }
-    snprintf(h.admin_conninfo, sizeof(h.admin_conninfo),
-             "host=%s port=" PG_PORT " user=postgres dbname=postgres", h.pg_dir);
-    deadline = now_ms() + PG_START_TIMEOUT;
-    while (PQping(h.admin_conninfo) != PQPING_OK) {
-        int ws;
-
-        if (waitpid(h.pg_pid, &ws, WNOHANG) == h.pg_pid) {
-            say("postgres exited during startup (status %d)", decode_status(ws));
-            h.pg_pid = 0;
-            print_file("postgres log", pg_log);
-            return -1;
-        }
-        if (now_ms() > deadline) {
-            say("postgres not ready after %d ms", PG_START_TIMEOUT);
-            print_file("postgres log", pg_log);
-            stop_postgres();
-            return -1;
-        }
-        sleep_ms(20);
-    }
-    return 0;
+    return pg_launch(pg_log);
 }
 
 /* The admin connection works (starting the private server if needed). */
@@ -706,6 +716,55 @@ static int pg_ensure(void)
     }
     h.pg_ready = 1;
     return 0;
+}
+
+int harness_pg_is_private(void)
+{
+    if (pg_ensure() != 0)
+        return 0;
+    return !h.pg_external;
+}
+
+int harness_pg_stop(void)
+{
+    if (pg_ensure() != 0)
+        return -1;
+    if (h.pg_external || h.pg_pid <= 0) {
+        say("harness_pg_stop: no private PostgreSQL running (TALLY_TEST_DATABASE_URL is set, or "
+            "it is stopped already)");
+        return -1;
+    }
+    kill(h.pg_pid, SIGINT); /* fast shutdown */
+    if (wait_exit(h.pg_pid, PG_STOP_TIMEOUT) == -2) {
+        say("postgres did not finish a fast shutdown in %d ms", PG_STOP_TIMEOUT);
+        stop_postgres();
+        return -1;
+    }
+    kill(-h.pg_pid, SIGKILL); /* children that outlived the postmaster, if any */
+    h.pg_pid = 0;
+    return 0;
+}
+
+int harness_pg_start(void)
+{
+    static unsigned restarts;
+    char pg_log[HARNESS_PATH_MAX];
+
+    if (pg_ensure() != 0)
+        return -1;
+    if (h.pg_external || h.pg_pid > 0) {
+        say("harness_pg_start: no stopped private PostgreSQL to start");
+        return -1;
+    }
+    snprintf(pg_log, sizeof(pg_log), "%s/postgres-%u.log", h.root, ++restarts);
+    return pg_launch(pg_log);
+}
+
+int harness_pg_restart(void)
+{
+    if (harness_pg_stop() != 0)
+        return -1;
+    return harness_pg_start();
 }
 
 /* Appends " key='value'" (libpq quoting) to buf; -1 if it does not fit. */
@@ -1056,4 +1115,22 @@ int harness_daemon_kill9(struct harness_daemon *d)
     untrack(d->pid);
     d->pid = 0;
     return d->exit_status;
+}
+
+int harness_daemon_running(struct harness_daemon *d)
+{
+    int ws;
+    pid_t r;
+
+    if (d->pid <= 0)
+        return 0;
+    r = waitpid(d->pid, &ws, WNOHANG);
+    if (r == 0 || (r < 0 && errno == EINTR))
+        return 1;
+    say("%s (pid %ld) has exited", d->name, (long)d->pid);
+    untrack(d->pid);
+    d->pid = 0;
+    d->exit_status = r > 0 ? decode_status(ws) : -1;
+    harness_daemon_print_log(d);
+    return 0;
 }

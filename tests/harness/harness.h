@@ -57,6 +57,31 @@ int harness_db_create(char conninfo[HARNESS_CONNINFO_MAX]);
 int harness_tenant_token(const char *conninfo, const char *tenant_name,
                          char tenant_id[HARNESS_ID_MAX], char token[HARNESS_TOKEN_MAX]);
 
+/* ---- the private server (fault tests) ----
+ * These act on the private server only: run such a test with
+ * TALLY_TEST_DATABASE_URL unset (e.g. ctest ENVIRONMENT_MODIFICATION
+ * TALLY_TEST_DATABASE_URL=unset:). Each starts the server first if needed. */
+
+/* 1 when the harness runs its own private server (TALLY_TEST_DATABASE_URL
+ * unset), 0 when it uses an external one or cannot get a server. */
+int harness_pg_is_private(void);
+
+/* Fast shutdown of the private server (SIGINT, as pg_ctl stop -m fast:
+ * sessions are ended, a checkpoint is written), waiting up to 30 s; after
+ * that, immediate shutdown and -1. Its socket disappears: connections fail
+ * until harness_pg_start. Returns 0, or -1 after printing why (no private
+ * server, or it is stopped already). */
+int harness_pg_stop(void);
+
+/* Starts the stopped private server again on the same data folder and
+ * socket (every conninfo handed out stays valid) and waits until it accepts
+ * connections. Its output goes to a new file in harness_tmpdir(). Returns 0,
+ * or -1 after printing why. */
+int harness_pg_start(void);
+
+/* harness_pg_stop, then harness_pg_start. Returns 0 or -1. */
+int harness_pg_restart(void);
+
 /* ---- processes ---- */
 
 /* Runs argv (argv[0] is a path, argv NULL-terminated) with env (NULL or a
@@ -122,6 +147,10 @@ int harness_daemon_stop(struct harness_daemon *d, int timeout_ms);
 
 /* SIGKILL and wait (a crash). Returns the exit status (128 + 9). */
 int harness_daemon_kill9(struct harness_daemon *d);
+
+/* 1 while the daemon runs; 0 once it has ended (then it is reaped: pid 0,
+ * exit_status set, and its log printed) or was never started. */
+int harness_daemon_running(struct harness_daemon *d);
 
 /* The daemon's output so far, malloc'd and NUL-terminated (free()); NULL if
  * unreadable. */
