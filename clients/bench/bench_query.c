@@ -61,28 +61,6 @@ int bench_query_opts(struct opts *o)
     return 2;
 }
 
-/* One deposit of amount cents; *pos (may be NULL) gets its position. */
-static grpc_status_code deposit(trpc_channel *ch, const struct shared *sh, const char *id,
-                                Tally__V1__Position *pos, trpc_status *st)
-{
-    Tally__V1__DepositRequest req = TALLY__V1__DEPOSIT_REQUEST__INIT;
-    Tally__V1__Money amount = TALLY__V1__MONEY__INIT;
-    Tally__V1__CommandResponse *resp = NULL;
-    trpc_call_opts co = bench_call_opts(sh);
-    grpc_status_code code;
-
-    amount.minor_units = 1;
-    amount.currency = (char *)"EUR";
-    req.account_id = (char *)id;
-    req.amount = &amount;
-    code = tally__v1__command_service__trpc_deposit(ch, &req, &resp, &co, st);
-    if (code == GRPC_STATUS_OK && pos && resp->position)
-        *pos = *resp->position;
-    if (resp)
-        tally__v1__command_response__free_unpacked(resp, NULL);
-    return code;
-}
-
 /* ---- setup: accounts with history, then wait for the read model ---- */
 
 static void *setup_main(void *arg)
@@ -102,7 +80,7 @@ static void *setup_main(void *arg)
         if (bench_open_account(ch, sh, i, sh->accounts[i], &st) != GRPC_STATUS_OK)
             goto fail;
         for (int e = 1; e < sh->o->history; e++) {
-            if (deposit(ch, sh, sh->accounts[i], &last, &st) != GRPC_STATUS_OK)
+            if (bench_deposit(ch, sh, sh->accounts[i], 1, &last, &st) != GRPC_STATUS_OK)
                 goto fail;
             wrote = 1;
             if (sh->o->accounts == 1 && e % 1000 == 0)
@@ -156,7 +134,7 @@ static void *writer_main(void *arg)
                              : sh->accounts[bench_rng(&rng) % (uint64_t)sh->o->accounts];
         uint64_t t0 = bench_now_ns();
         trpc_status st;
-        grpc_status_code code = deposit(ch, sh, id, NULL, &st);
+        grpc_status_code code = bench_deposit(ch, sh, id, 1, NULL, &st);
 
         if (t0 < sh->measure_ns || t0 >= sh->end_ns)
             continue;

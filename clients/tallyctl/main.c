@@ -9,7 +9,10 @@
  * The exit codes are listed in exitcode.h and printed by --help. */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <grpc/support/log.h>
 
 #include "cli_args.h"
 #include "command.h"
@@ -119,8 +122,10 @@ static void print_general_help(FILE *f)
     fputs("  --version                  print tallyctl's version\n"
           "  -h, --help                 show help (after COMMAND: the command's)\n"
           "\n"
-          "Environment: TALLY_ADDR, TALLY_QUERY_ADDR, TALLY_SUBSCRIBE_ADDR, TALLY_TOKEN\n"
-          "(the flags win).\n"
+          "Environment: TALLY_ADDR, TALLY_QUERY_ADDR, TALLY_SUBSCRIBE_ADDR, TALLY_TOKEN,\n"
+          "TALLY_TLS_CA, TALLY_TLS_CERT, TALLY_TLS_KEY, TALLY_TLS_SERVER_NAME (the flags\n"
+          "win). TLS: any --tls-* file turns it on for all three servers; a server\n"
+          "whose certificate does not verify fails the call with UNAVAILABLE (9).\n"
           "\n"
           "Amounts are decimals in the currency's units: 12.34 EUR is 1234 cents, JPY has\n"
           "no decimals, KWD three; more decimals than the currency has are refused, never\n"
@@ -174,6 +179,14 @@ static int finish_output(const char *cmd, int rc)
     return rc;
 }
 
+/* gRPC core's own log lines (e.g. "Handshake failed" for a TLS peer that
+ * does not verify) would break the one-line error on stderr; the failed
+ * call's status says the same. GRPC_VERBOSITY set: gRPC logs as usual. */
+static void drop_grpc_log(gpr_log_func_args *args)
+{
+    (void)args;
+}
+
 int main(int argc, char **argv)
 {
     const struct cli_opt *global_tables[] = {session_opts, main_opts, NULL};
@@ -185,6 +198,8 @@ int main(int argc, char **argv)
     size_t n = 0;
     int i, rc;
 
+    if (getenv("GRPC_VERBOSITY") == NULL)
+        gpr_set_log_function(drop_grpc_log);
     i = cli_args_parse(&global, argc - 1, argv + 1, global_tables, true);
     if (i < 0) {
         fprintf(stderr, "tallyctl: %s (see 'tallyctl --help')\n", global.err);

@@ -1,6 +1,7 @@
 /* session.c - see session.h. */
 #include "session.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,12 @@ const struct cli_opt session_opts[] = {
     {"json", CLI_FLAG, NULL, "print proto3 JSON instead of text"},
     {"timeout", CLI_VALUE, "DURATION", "deadline of each call, e.g. 500ms, 10s, 2m (default 30s)"},
     {"deadline", CLI_VALUE, "DURATION", "same as --timeout"},
+    {"tls-ca", CLI_VALUE, "FILE",
+     "TLS: CA certificates (PEM) the servers must chain to (TALLY_TLS_CA)"},
+    {"tls-cert", CLI_VALUE, "FILE", "client certificate (PEM) for mutual TLS (TALLY_TLS_CERT)"},
+    {"tls-key", CLI_VALUE, "FILE", "its private key (PEM) (TALLY_TLS_KEY)"},
+    {"tls-server-name", CLI_VALUE, "NAME",
+     "name the servers' certificates must carry (TALLY_TLS_SERVER_NAME)"},
     {NULL, CLI_FLAG, NULL, NULL},
 };
 
@@ -51,6 +58,39 @@ static const char *setting(const struct cli_args *a, const char *flag, const cha
     return def;
 }
 
+/* 0 when path is NULL or a readable file; else EXITCODE_USAGE, printed. */
+static int check_file(const struct session *s, const char *flag, const char *path)
+{
+    FILE *f;
+
+    if (path == NULL)
+        return EXITCODE_OK;
+    f = fopen(path, "r");
+    if (f == NULL)
+        return session_usage(s, "--%s %s: %s", flag, path, strerror(errno));
+    fclose(f);
+    return EXITCODE_OK;
+}
+
+/* The TLS settings: flags > environment; on when any file is given. */
+static int tls_init(struct session *s, const struct cli_args *a)
+{
+    int rc;
+
+    s->tls.ca_file = setting(a, "tls-ca", "TALLY_TLS_CA", NULL);
+    s->tls.cert_file = setting(a, "tls-cert", "TALLY_TLS_CERT", NULL);
+    s->tls.key_file = setting(a, "tls-key", "TALLY_TLS_KEY", NULL);
+    s->tls.server_name = setting(a, "tls-server-name", "TALLY_TLS_SERVER_NAME", NULL);
+    s->use_tls = s->tls.ca_file != NULL || s->tls.cert_file != NULL || s->tls.key_file != NULL;
+    if ((s->tls.cert_file == NULL) != (s->tls.key_file == NULL))
+        return session_usage(s, "--tls-cert and --tls-key go together");
+    if ((rc = check_file(s, "tls-ca", s->tls.ca_file)) != EXITCODE_OK ||
+        (rc = check_file(s, "tls-cert", s->tls.cert_file)) != EXITCODE_OK ||
+        (rc = check_file(s, "tls-key", s->tls.key_file)) != EXITCODE_OK)
+        return rc;
+    return EXITCODE_OK;
+}
+
 int session_init(struct session *s, const char *cmd, const struct cli_args *a)
 {
     const char *timeout;
@@ -77,6 +117,8 @@ int session_init(struct session *s, const char *cmd, const struct cli_args *a)
         if (s->addr[i][0] == '\0')
             return session_usage(s, "--%s must not be empty", flag_names[i]);
     }
+    if ((i = tls_init(s, a)) != EXITCODE_OK)
+        return i;
     /* only the write commands define --correlation-id */
     s->correlation_id = cli_args_get(a, "correlation-id");
     n = 0;
@@ -117,10 +159,13 @@ void session_cleanup(struct session *s)
 trpc_channel *session_channel(struct session *s, enum session_service svc)
 {
     if (s->ch[svc] == NULL) {
-        s->ch[svc] = trpc_channel_new(s->addr[svc]);
+        trpc_status st = {0};
+
+        s->ch[svc] = s->use_tls ? trpc_channel_new_tls(s->addr[svc], &s->tls, &st)
+                                : trpc_channel_new(s->addr[svc]);
         if (s->ch[svc] == NULL)
-            session_error(s, EXITCODE_OTHER, "cannot make a channel to %s (%s)", s->addr[svc],
-                          server_names[svc]);
+            session_error(s, EXITCODE_OTHER, "cannot make a channel to %s (%s)%s%s", s->addr[svc],
+                          server_names[svc], st.msg[0] ? ": " : "", st.msg);
     }
     return s->ch[svc];
 }

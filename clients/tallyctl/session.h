@@ -9,6 +9,14 @@
  *   --subscribe-addr / TALLY_SUBSCRIBE_ADDR  Subscribe      127.0.0.1:50053
  *   --token / TALLY_TOKEN               sent as `authorization: Bearer TOKEN`
  *   --timeout (alias --deadline)        per call; default 30s (watch: none)
+ *   --tls-ca / TALLY_TLS_CA             TLS: the CA the servers' certificates
+ *                                       must chain to (any --tls-* turns TLS on
+ *                                       for all three; none: plaintext)
+ *   --tls-cert / TALLY_TLS_CERT, --tls-key / TALLY_TLS_KEY
+ *                                       client certificate for mutual TLS
+ *   --tls-server-name / TALLY_TLS_SERVER_NAME
+ *                                       name the certificates must carry instead
+ *                                       of the address's host
  * One session per process; not thread-safe except where noted. */
 #ifndef CLIENTS_TALLYCTL_SESSION_H
 #define CLIENTS_TALLYCTL_SESSION_H
@@ -42,6 +50,8 @@ struct session {
     bool json;                  /* --json */
     int64_t timeout_ms;         /* deadline of each call (0 = none) */
     bool timeout_given;         /* --timeout/--deadline was on the command line */
+    trpc_tls_opts tls;          /* its files checked readable by session_init */
+    bool use_tls;               /* any of --tls-ca, --tls-cert, --tls-key */
     char *bearer;               /* "Bearer TOKEN" (owned) */
     trpc_metadata md[2];
     trpc_call_opts opts;
@@ -50,7 +60,8 @@ struct session {
 
 /* Fills s from the parsed global options and the environment. cmd is the
  * subcommand name (borrowed). Returns 0, or EXITCODE_USAGE after printing why
- * (a bad --timeout). On either result session_cleanup must follow. */
+ * (a bad --timeout; a TLS file that cannot be read; --tls-cert without
+ * --tls-key or the reverse). On either result session_cleanup must follow. */
 int session_init(struct session *s, const char *cmd, const struct cli_args *a);
 
 /* Frees the channels and the metadata. */
