@@ -13,7 +13,8 @@
  * Tests:
  *   the setup         the standby is in recovery and streaming; tally-query's
  *                     sessions are on the standby, none on the primary
- *   read your writes  300 commands on the primary (deposits; every 25th a
+ *   read your writes  300 commands on the primary from 3 client threads,
+ *                     each on its own account (deposits; every 25th a
  *                     transfer saga, waited for), each followed at once by a
  *                     GetAccount on the standby with the command's position
  *                     as min_position (every 5th also ListEntries and
@@ -49,7 +50,8 @@
 
 #include "qcheck.h"
 
-#define ITERATIONS     300
+#define THREADS        3
+#define PER_THREAD     100 /* 300 command+read pairs in all */
 #define PG_BINDIR      TALLY_PG_BINDIR_DEFAULT
 #define BASEBACKUP_MS  120000
 #define STANDBY_UP_MS  60000
@@ -69,8 +71,8 @@ static struct {
 } S;
 
 static struct qtenant T;
-static struct qres a1, a2;
-static int64_t balance1; /* a1's expected balance */
+static struct qres a1, a2, b[THREADS - 1]; /* a1, b[]: one per client thread */
+static int64_t balance1;                   /* a1's expected balance */
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -399,7 +401,9 @@ static int suite_init(void)
     Q.qch = trpc_channel_new(Q.qry.addr);
     if (!Q.cch || !Q.qch || qfix_tenant(&T, "replica") != 0 ||
         qc_open(&T, "rep", "EUR", 0, NULL, &a1, &st) != OK ||
-        qc_open(&T, "rep2", "EUR", 0, NULL, &a2, &st) != OK) {
+        qc_open(&T, "rep2", "EUR", 0, NULL, &a2, &st) != OK ||
+        qc_open(&T, "rep3", "EUR", 0, NULL, &b[0], &st) != OK ||
+        qc_open(&T, "rep4", "EUR", 0, NULL, &b[1], &st) != OK) {
         say("setup failed");
         return -1;
     }
@@ -452,13 +456,38 @@ static void test_the_query_server_reads_the_standby(void)
 
 /* ---- read your writes ---- */
 
-static grpc_status_code last_entry(const struct qres *r, Tally__V1__ListEntriesResponse **out,
-                                   trpc_status *st)
+/* One client thread: its own account, PER_THREAD command+read pairs. No
+ * CUnit calls here (main thread only): failures are counted and the first
+ * one described. */
+struct rywt {
+    pthread_t thread;
+    struct qres acct;
+    int64_t balance; /* expected */
+    int done, transfers, failed;
+    char first_failure[400];
+    int64_t read_ms, max_ms;
+};
+
+static void fail(struct rywt *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(struct rywt *t, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (t->failed++ == 0) {
+        va_start(ap, fmt);
+        vsnprintf(t->first_failure, sizeof(t->first_failure), fmt, ap);
+        va_end(ap);
+    }
+}
+
+static grpc_status_code last_entry(const char *id, const struct qres *r,
+                                   Tally__V1__ListEntriesResponse **out, trpc_status *st)
 {
     Tally__V1__ListEntriesRequest req = TALLY__V1__LIST_ENTRIES_REQUEST__INIT;
     Tally__V1__Position p;
 
-    req.account_id = a1.id;
+    req.account_id = (char *)id;
     req.direction = TALLY__V1__READ_DIRECTION__READ_DIRECTION_BACKWARDS;
     req.page_size = 1;
     req.min_position = qres_pos(r, &p);
@@ -490,75 +519,109 @@ static grpc_status_code get_transfer(const struct qres *r, Tally__V1__Transfer *
     return tally__v1__query_service__trpc_get_transfer(Q.qch, &req, out, &T.opts, st);
 }
 
-static void test_read_your_writes_on_the_standby(void)
+static void *ryw_main(void *arg)
 {
-    int bad = 0, transfers = 0;
-    int64_t t0 = qfix_mono_ms(), max_ms = 0;
+    struct rywt *t = arg;
+    const char *id = t->acct.id;
 
-    for (int i = 1; i <= ITERATIONS && bad < 5; i++) {
+    for (int i = 1; i <= PER_THREAD && t->failed < 5; i++) {
         struct qres r;
-        trpc_status st;
+        trpc_status st = {0};
         Tally__V1__Account *a = NULL;
         Tally__V1__ListEntriesResponse *le = NULL;
         Tally__V1__Operation *op = NULL;
+        Tally__V1__Transfer *x = NULL;
+        grpc_status_code code;
         int64_t amount = i % 97 + 1, r0;
 
         if (i % 25 == 0) { /* a transfer saga, read at its outcome's position */
-            Tally__V1__Transfer *x = NULL;
-
-            if (!CHECK_OK(qc_transfer(&T, a1.id, a2.id, 1, "EUR", 1, NULL, &r, &st), &st)) {
-                bad++;
+            code = qc_transfer(&T, id, a2.id, 1, "EUR", 1, NULL, &r, &st);
+            if (code != OK) {
+                fail(t, "%d: Transfer: %s %s", i, trpc_status_code_name(code), st.msg);
                 continue;
             }
-            balance1 -= 1;
-            transfers++;
-            CU_ASSERT_EQUAL(r.status, TALLY__V1__OPERATION_STATUS__OPERATION_STATUS_SUCCEEDED);
-            if (!CHECK_OK(get_transfer(&r, &x, &st), &st) ||
-                x->state != TALLY__V1__TRANSFER_STATE__TRANSFER_STATE_COMPLETED) {
-                if (bad++ == 0 && x)
-                    say("iteration %d: transfer state %d", i, (int)x->state);
+            if (r.status != TALLY__V1__OPERATION_STATUS__OPERATION_STATUS_SUCCEEDED) {
+                fail(t, "%d: transfer status %d (%s)", i, r.status, r.reason);
+                continue;
             }
+            t->balance -= 1;
+            t->transfers++;
+            code = get_transfer(&r, &x, &st);
+            if (code != OK)
+                fail(t, "%d: GetTransfer: %s %s", i, trpc_status_code_name(code), st.msg);
+            else if (x->state != TALLY__V1__TRANSFER_STATE__TRANSFER_STATE_COMPLETED)
+                fail(t, "%d: GetTransfer at the outcome: state %d", i, (int)x->state);
             FREE_MSG(x);
-        } else if (!CHECK_OK(qc_deposit(&T, a1.id, amount, "EUR", "rep", NULL, &r, &st), &st)) {
-            bad++;
-            continue;
         } else {
-            balance1 += amount;
+            code = qc_deposit(&T, id, amount, "EUR", "rep", NULL, &r, &st);
+            if (code != OK) {
+                fail(t, "%d: Deposit: %s %s", i, trpc_status_code_name(code), st.msg);
+                continue;
+            }
+            t->balance += amount;
         }
         r0 = qfix_mono_ms();
-        if (!CHECK_OK(qget_account(&T, a1.id, &r, QFIX_CALL_MS, &a, &st), &st)) {
-            bad++;
-        } else if (a->balance->minor_units != balance1 || a->version < r.version) {
-            if (bad++ == 0)
-                say("iteration %d: GetAccount at %" PRIu64 "/%" PRId64 " shows version %" PRId64
-                    " balance %" PRId64 ", want balance %" PRId64,
-                    i, r.tx_id, r.gp, a->version, a->balance->minor_units, balance1);
-        }
-        if (qfix_mono_ms() - r0 > max_ms)
-            max_ms = qfix_mono_ms() - r0;
+        code = qget_account(&T, id, &r, QFIX_CALL_MS, &a, &st);
+        r0 = qfix_mono_ms() - r0;
+        t->read_ms += r0;
+        if (r0 > t->max_ms)
+            t->max_ms = r0;
+        if (code != OK)
+            fail(t, "%d: GetAccount: %s %s", i, trpc_status_code_name(code), st.msg);
+        else if (a->balance->minor_units != t->balance || a->version < r.version)
+            fail(t,
+                 "%d: GetAccount at %" PRIu64 "/%" PRId64 " shows version %" PRId64
+                 " balance %" PRId64 ", want version %" PRId64 " balance %" PRId64,
+                 i, r.tx_id, r.gp, a->version, a->balance->minor_units, r.version, t->balance);
         FREE_MSG(a);
+        t->done++;
         if (i % 25 == 0 || i % 5 != 0)
             continue;
         /* every 5th: the ledger line and the operation of that very command */
-        if (!CHECK_OK(last_entry(&r, &le, &st), &st) || le->n_entries != 1 ||
-            le->entries[0]->version != r.version) {
-            if (bad++ == 0)
-                say("iteration %d: ListEntries lacks version %" PRId64, i, r.version);
-        }
+        code = last_entry(id, &r, &le, &st);
+        if (code != OK)
+            fail(t, "%d: ListEntries: %s %s", i, trpc_status_code_name(code), st.msg);
+        else if (le->n_entries != 1 || le->entries[0]->version != r.version)
+            fail(t, "%d: ListEntries lacks version %" PRId64, i, r.version);
         FREE_MSG(le);
-        if (!CHECK_OK(get_operation(&r, &op, &st), &st) ||
-            op->status != TALLY__V1__OPERATION_STATUS__OPERATION_STATUS_SUCCEEDED) {
-            if (bad++ == 0)
-                say("iteration %d: operation %s not SUCCEEDED", i, r.op);
-        }
+        code = get_operation(&r, &op, &st);
+        if (code != OK)
+            fail(t, "%d: GetOperation: %s %s", i, trpc_status_code_name(code), st.msg);
+        else if (op->status != TALLY__V1__OPERATION_STATUS__OPERATION_STATUS_SUCCEEDED)
+            fail(t, "%d: operation %s is %d", i, r.op, (int)op->status);
         FREE_MSG(op);
     }
-    CU_ASSERT_EQUAL(bad, 0);
-    CU_ASSERT_EQUAL(transfers, ITERATIONS / 25);
+    return NULL;
+}
+
+static void test_read_your_writes_on_the_standby(void)
+{
+    static struct rywt t[THREADS];
+    int64_t t0 = qfix_mono_ms(), read_ms = 0, max_ms = 0;
+    int done = 0;
+
+    for (int i = 0; i < THREADS; i++) {
+        t[i].acct = i == 0 ? a1 : b[i - 1];
+        t[i].balance = i == 0 ? balance1 : 0;
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i].thread, NULL, ryw_main, &t[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i].thread, NULL);
+        CU_ASSERT_EQUAL(t[i].failed, 0);
+        if (t[i].failed)
+            say("thread %d: %d failures, the first: %s", i, t[i].failed, t[i].first_failure);
+        CU_ASSERT_EQUAL(t[i].done, PER_THREAD);
+        CU_ASSERT_EQUAL(t[i].transfers, PER_THREAD / 25);
+        done += t[i].done;
+        read_ms += t[i].read_ms;
+        if (t[i].max_ms > max_ms)
+            max_ms = t[i].max_ms;
+    }
+    balance1 = t[0].balance;
     fprintf(stderr,
-            "(%d commands read back on the standby in %" PRId64 " ms, slowest GetAccount %" PRId64
-            " ms) ",
-            ITERATIONS, qfix_mono_ms() - t0, max_ms);
+            "(%d commands read back on the standby in %" PRId64 " ms; GetAccount at the command's"
+            " position: mean %" PRId64 " ms, slowest %" PRId64 " ms) ",
+            done, qfix_mono_ms() - t0, done ? read_ms / done : 0, max_ms);
 }
 
 /* ---- replay paused ---- */
@@ -706,7 +769,8 @@ static void test_shutdown(void)
 
 static CU_TestInfo tests[] = {
     {"tally-query reads the standby only", test_the_query_server_reads_the_standby},
-    {"read your writes on the standby: 300 commands", test_read_your_writes_on_the_standby},
+    {"read your writes on the standby: 300 commands, 3 threads",
+     test_read_your_writes_on_the_standby},
     {"replay paused: DEADLINE_EXCEEDED, stale without min_position, the wait completes",
      test_paused_replay_holds_the_read_back},
     {"every QueryService RPC answers on the standby", test_every_rpc_answers_on_the_standby},
