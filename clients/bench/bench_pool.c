@@ -4,7 +4,9 @@
  *   transfer   Transfer of 1 cent from a random pool account to another
  *              (never itself); with --wait the call returns once the saga
  *              in tally-projector completed it (so the projector must run),
- *              and a FAILED outcome counts as an error.
+ *              and a FAILED outcome counts as an error; the setup then
+ *              waits until the read model (--query-addr) has the pool, so
+ *              the projector starts the run idle.
  *
  * Every pool account gets BENCH_POOL_FUNDS cents first, so a run's debits
  * of a few cents never meet an insufficient balance. */

@@ -6,12 +6,13 @@
 //                [--proto-dir DIR]
 //
 // Addresses and token default to TALLY_ADDR, TALLY_QUERY_ADDR, TALLY_SUBSCRIBE_ADDR and
-// TALLY_TOKEN (as tallyctl). Prints one line per check and, last, "N passed, M failed";
+// TALLY_TOKEN (as tallyctl); TALLY_TLS_CA set: TLS to every daemon, verified against that
+// CA (TALLY_TLS_CERT/TALLY_TLS_KEY: mutual TLS). Prints one line per check and, last, "N passed, M failed";
 // exits 1 on any failure.
 
 const crypto = require('crypto');
 const path = require('path');
-const { Tally, money, statusName } = require('./tally');
+const { Tally, money, statusName, tlsFromEnv } = require('./tally');
 
 const TRANSFER_TIMEOUT_MS = 20000; // the saga runs in tally-projector; wait blocks until it ends
 const TRANSFER_EVENTS = [
@@ -287,9 +288,10 @@ async function flow(t, anon) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const addrs = { command: args.command, query: args.query, subscribe: args.subscribe, protoDir: args['proto-dir'] };
-  const t = await check('load tally/v1 with proto-loader', () => new Tally({ ...addrs, token: args.token }));
+  const tls = tlsFromEnv(); // TALLY_TLS_CA set: secure channels
+  const t = await check('load tally/v1 with proto-loader', () => new Tally({ ...addrs, token: args.token, tls }));
   if (t) {
-    const anon = new Tally({ ...addrs, token: null });
+    const anon = new Tally({ ...addrs, token: null, tls });
     try {
       await flow(t, anon);
     } finally {

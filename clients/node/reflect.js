@@ -6,8 +6,9 @@
 //
 //   node reflect.js [--command ADDR] [--query ADDR] [--subscribe ADDR] [--token TOKEN]
 //
-// Defaults from TALLY_ADDR, TALLY_QUERY_ADDR, TALLY_SUBSCRIBE_ADDR, TALLY_TOKEN. The
-// grpcurl equivalents:
+// Defaults from TALLY_ADDR, TALLY_QUERY_ADDR, TALLY_SUBSCRIBE_ADDR, TALLY_TOKEN;
+// TALLY_TLS_CA (and TALLY_TLS_CERT, TALLY_TLS_KEY) for TLS (grpcurl -cacert FILE instead
+// of -plaintext). The grpcurl equivalents:
 //   grpcurl -plaintext $TALLY_ADDR list
 //   grpcurl -plaintext $TALLY_ADDR describe tally.v1.CommandService
 //   grpcurl -plaintext -H "authorization: Bearer $TALLY_TOKEN" \
@@ -16,8 +17,11 @@
 
 const grpc = require('@grpc/grpc-js');
 const { GrpcReflection } = require('grpc-js-reflection-client');
+// TLS settings only (TALLY_TLS_CA...): the services come from reflection, not from tally.js
+const { tlsFromEnv, channelCredentials } = require('./tally');
 
 const TIMEOUT_MS = 10000;
+const TLS = tlsFromEnv(); // TALLY_TLS_CA set: secure channels
 // as grpcurl prints messages: the proto field names, enums by name, int64 as strings
 const LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
 
@@ -70,7 +74,8 @@ async function reflectedClient(refl, addr, service) {
   const desc = await refl.getDescriptorBySymbol(service, new grpc.Metadata(), deadline());
   const Ctor = service.split('.').reduce((o, k) => o && o[k], desc.getPackageObject(LOADER_OPTIONS));
   expect(typeof Ctor === 'function', `${service} is not in its reflected descriptor`);
-  return new Ctor(addr, grpc.credentials.createInsecure());
+  const { creds, options } = channelCredentials(TLS);
+  return new Ctor(addr, creds, options);
 }
 
 function unary(client, method, request, token) {
@@ -90,7 +95,8 @@ async function main() {
   ];
   const refls = {};
   for (const [name, addr, service, method] of daemons) {
-    const refl = new GrpcReflection(addr, grpc.credentials.createInsecure(), {}, 'v1');
+    const { creds, options } = channelCredentials(TLS);
+    const refl = new GrpcReflection(addr, creds, options, 'v1');
     refls[name] = refl;
     // grpcurl list
     await check(`${name}: list`, async () => {

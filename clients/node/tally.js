@@ -15,7 +15,13 @@
 // Every call carries `authorization: Bearer TOKEN` (an interceptor) and a default
 // deadline; unary methods return promises that reject with grpc-js's ServiceError
 // (`err.code`, see statusName).
+//
+// TLS: pass `tls` (see tlsFromEnv: TALLY_TLS_CA, TALLY_TLS_CERT, TALLY_TLS_KEY,
+// TALLY_TLS_SERVER_NAME, as tallyctl reads them) for secure channels that verify the
+// daemons' certificates against that CA, with a client certificate for mutual TLS when
+// cert and key are set; without it, the channels are plaintext.
 
+const fs = require('fs');
 const path = require('path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -72,14 +78,38 @@ function wrap(client, Service) {
   return out;
 }
 
+// The TLS settings from the environment: { ca, cert, key, serverName } (file paths and
+// a name), or null when TALLY_TLS_CA is unset or empty (plaintext).
+function tlsFromEnv(env = process.env) {
+  if (!env.TALLY_TLS_CA) return null;
+  const tls = {
+    ca: env.TALLY_TLS_CA,
+    cert: env.TALLY_TLS_CERT || null,
+    key: env.TALLY_TLS_KEY || null,
+    serverName: env.TALLY_TLS_SERVER_NAME || null,
+  };
+  if (!tls.cert !== !tls.key) throw new Error('TLS: TALLY_TLS_CERT and TALLY_TLS_KEY go together');
+  return tls;
+}
+
+// Channel credentials and channel options for tls (null: plaintext, no options).
+function channelCredentials(tls) {
+  if (!tls) return { creds: grpc.credentials.createInsecure(), options: {} };
+  const read = (f) => (f ? fs.readFileSync(f) : null);
+  const creds = grpc.credentials.createSsl(read(tls.ca), read(tls.key), read(tls.cert));
+  const options = tls.serverName ? { 'grpc.ssl_target_name_override': tls.serverName } : {};
+  return { creds, options };
+}
+
 class Tally {
   // command, query, subscribe: "host:port" of tally-command, tally-query and
   // tally-projector; token: the bearer token (null: calls are UNAUTHENTICATED);
-  // protoDir: the repo's proto/; timeoutMs: the default deadline of each call.
-  constructor({ command, query, subscribe, token, protoDir, timeoutMs = 10000 }) {
+  // protoDir: the repo's proto/; timeoutMs: the default deadline of each call;
+  // tls: see tlsFromEnv (null: plaintext).
+  constructor({ command, query, subscribe, token, protoDir, timeoutMs = 10000, tls = null }) {
     const v1 = loadTally(protoDir);
-    const opts = { interceptors: [authInterceptor(token, timeoutMs)] };
-    const creds = grpc.credentials.createInsecure();
+    const { creds, options } = channelCredentials(tls);
+    const opts = { ...options, interceptors: [authInterceptor(token, timeoutMs)] };
     this.command = wrap(new v1.CommandService(command, creds, opts), v1.CommandService);
     this.query = wrap(new v1.QueryService(query, creds, opts), v1.QueryService);
     this.subscription = wrap(
@@ -109,4 +139,13 @@ function statusName(err) {
   return err ? grpc.status[err.code] || String(err.code) : 'OK';
 }
 
-module.exports = { Tally, money, statusName, loadTally, authInterceptor, LOADER_OPTIONS };
+module.exports = {
+  Tally,
+  money,
+  statusName,
+  loadTally,
+  authInterceptor,
+  tlsFromEnv,
+  channelCredentials,
+  LOADER_OPTIONS,
+};

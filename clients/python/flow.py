@@ -6,7 +6,9 @@ its saga, read-your-writes, the transfer's events on a subscription, and the err
                              [--token TOKEN] [--proto-dir DIR] [--gen-dir DIR]
 
 Addresses and token default to TALLY_ADDR, TALLY_QUERY_ADDR, TALLY_SUBSCRIBE_ADDR and
-TALLY_TOKEN (as tallyctl). The stubs are generated into --gen-dir (default: a temporary
+TALLY_TOKEN (as tallyctl). TALLY_TLS_CA set: TLS to every daemon, verified against that CA
+(TALLY_TLS_CERT/TALLY_TLS_KEY: mutual TLS; TALLY_TLS_SERVER_NAME: the certificates' name),
+plus one check that a plaintext channel is refused. The stubs are generated into --gen-dir (default: a temporary
 directory, removed at exit). Prints one line per check and, last, "N passed, M failed";
 exits 1 on any failure.
 """
@@ -286,9 +288,18 @@ def main():
                         lambda: tally_client.generate(args.proto_dir, gen))
         if ok:
             addrs = dict(command=args.command, query=args.query, subscribe=args.subscribe)
-            with tally_client.Tally(token=args.token, **addrs) as t, \
-                    tally_client.Tally(token=None, **addrs) as anon:
+            tls = tally_client.TlsConfig.from_env()
+            with tally_client.Tally(token=args.token, tls=tls, **addrs) as t, \
+                    tally_client.Tally(token=None, tls=tls, **addrs) as anon:
                 flow(t, anon, checks)
+            if tls:
+                with tally_client.Tally(token=args.token, **addrs) as plain:
+                    def refused():
+                        got = tally_client.status_of(lambda: plain.command.OpenAccount(
+                            plain.pb.OpenAccountRequest(owner="eve", currency="EUR")))
+                        expect(got == "UNAVAILABLE", f"got {got}, want UNAVAILABLE")
+                    checks.run("plaintext channel to the TLS tally-command: UNAVAILABLE",
+                               refused)
     finally:
         if not args.gen_dir:
             shutil.rmtree(gen, ignore_errors=True)

@@ -15,6 +15,11 @@ module's Tally only after that.
 
 Every call through a Tally carries `authorization: Bearer TOKEN` (a client interceptor)
 and, unless the caller passes its own, a default deadline.
+
+TLS: pass tls=TlsConfig(ca=...) (or TlsConfig.from_env(): TALLY_TLS_CA, TALLY_TLS_CERT,
+TALLY_TLS_KEY, TALLY_TLS_SERVER_NAME, as tallyctl reads them) for secure channels that
+verify the daemons' certificates against that CA; with cert and key too, the client
+presents its certificate (mutual TLS). Without it, the channels are plaintext.
 """
 
 import collections
@@ -97,6 +102,43 @@ class _Auth(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor)
         return continuation(self._details(details), request)
 
 
+class TlsConfig(collections.namedtuple("TlsConfig", "ca cert key server_name")):
+    """PEM file paths: ca the daemons' certificates must chain to; cert and key (both or
+    neither) for mutual TLS; server_name the name the certificates must carry instead of
+    the address's host (None: the host)."""
+
+    def __new__(cls, ca, cert=None, key=None, server_name=None):
+        if (cert is None) != (key is None):
+            raise ValueError("TLS: a client certificate needs its key and the reverse")
+        return super().__new__(cls, ca, cert, key, server_name)
+
+    @classmethod
+    def from_env(cls, env=os.environ):
+        """A TlsConfig from TALLY_TLS_CA (and TALLY_TLS_CERT, TALLY_TLS_KEY,
+        TALLY_TLS_SERVER_NAME), or None when TALLY_TLS_CA is unset or empty."""
+        ca = env.get("TALLY_TLS_CA") or None
+        if ca is None:
+            return None
+        return cls(ca, env.get("TALLY_TLS_CERT") or None, env.get("TALLY_TLS_KEY") or None,
+                   env.get("TALLY_TLS_SERVER_NAME") or None)
+
+    def channel(self, addr):
+        """A secure channel to addr."""
+        def read(path):
+            if path is None:
+                return None
+            with open(path, "rb") as f:
+                return f.read()
+
+        creds = grpc.ssl_channel_credentials(root_certificates=read(self.ca),
+                                             private_key=read(self.key),
+                                             certificate_chain=read(self.cert))
+        options = []
+        if self.server_name:
+            options.append(("grpc.ssl_target_name_override", self.server_name))
+        return grpc.secure_channel(addr, creds, options=options)
+
+
 class Tally:
     """Channels to the three tally daemons and their stubs.
 
@@ -105,14 +147,16 @@ class Tally:
     every call is UNAUTHENTICATED). pb: every tally.v1 message, enum and top-level enum
     value by name (pb.Money, pb.OperationStatus, pb.OPERATION_STATUS_SUCCEEDED).
     timeout: the default deadline of each call in seconds (a stream's whole life).
+    tls: a TlsConfig for secure channels, or None for plaintext.
     Thread safety: as grpc's channels and stubs (safe to share)."""
 
-    def __init__(self, command, query, subscribe, token, timeout=10.0):
+    def __init__(self, command, query, subscribe, token, timeout=10.0, tls=None):
         self.pb, grpc_mods = _modules()
         self._channels = []
+        self.tls = tls
 
         def stub(addr, factory):
-            ch = grpc.insecure_channel(addr)
+            ch = tls.channel(addr) if tls else grpc.insecure_channel(addr)
             self._channels.append(ch)
             return factory(grpc.intercept_channel(ch, _Auth(token, timeout)))
 

@@ -3,7 +3,11 @@
 # against the three daemons of a build tree, on a fresh database.
 #
 #   run.sh --lang python|node|go --command BIN --query BIN --projector BIN --admin BIN
-#          [--cache-dir DIR]
+#          [--cache-dir DIR] [--tls]
+#
+# --tls: a CA and a server certificate (CN localhost, SAN DNS:localhost, IP:127.0.0.1) are
+# made with openssl, every daemon serves TLS only (--tls-cert/--tls-key), and the client
+# gets TALLY_TLS_CA (the example clients then use secure channels).
 #
 # The database is created on the server of TALLY_TEST_DATABASE_URL (a libpq conninfo or
 # URL) and dropped afterwards; without it, a throwaway cluster of our own is started
@@ -24,14 +28,20 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
 usage() {
     echo "usage: run.sh --lang python|node|go --command BIN --query BIN --projector BIN" \
-        "--admin BIN [--cache-dir DIR]" >&2
+        "--admin BIN [--cache-dir DIR] [--tls]" >&2
     exit 2
 }
 
 lang=""
 cache_dir=""
+tls=0
 declare -A bin
 while [ $# -gt 0 ]; do
+    if [ "$1" = --tls ]; then
+        tls=1
+        shift
+        continue
+    fi
     [ $# -ge 2 ] || usage
     case "$1" in
     --command | --query | --projector | --admin) bin[${1#--}]=$2 ;;
@@ -165,11 +175,31 @@ step "tally-admin tenant create examples" "${bin[admin]}" --db "$db" tenant crea
 token=$("${bin[admin]}" --db "$db" token create --tenant examples --name "example-$lang" --quiet)
 step "tally-admin token create" test -n "$token"
 
+# ---- TLS: a CA and the daemons' certificate, made now ----
+# make_certs DIR: ca.pem, server.pem, server.key (EC P-256, valid 2 days)
+make_certs() {
+    local d=$1
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=tally-examples-ca -keyout "$d/ca.key" -out "$d/ca.pem" &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+            -keyout "$d/server.key" -out "$d/server.csr" &&
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' \
+            >"$d/server.ext" &&
+        openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+            -CAcreateserial -days 2 -extfile "$d/server.ext" -out "$d/server.pem"
+} 2>/dev/null >/dev/null
+tls_args=()
+if [ "$tls" = 1 ]; then
+    step "openssl: a CA and a certificate for localhost and 127.0.0.1" make_certs "$work"
+    tls_args=(--tls-cert "$work/server.pem" --tls-key "$work/server.key")
+fi
+
 # ---- the daemons, on free ports, with small pools ----
 declare -A addr
 for d in command query projector; do
     a=$("$harness/daemon.sh" start "tally-$d" "$work" "${bin[$d]}" --listen 127.0.0.1:0 \
-        --db "$db" --workers 2 --pool-size 2 --log-level info) || a=""
+        --db "$db" --workers 2 --pool-size 2 --log-level info ${tls_args[@]+"${tls_args[@]}"}) ||
+        a=""
     step "tally-$d ready" test -n "$a"
     addr[$d]=$a
 done
@@ -195,6 +225,10 @@ run_client() {
 }
 export TALLY_ADDR=${addr[command]} TALLY_QUERY_ADDR=${addr[query]}
 export TALLY_SUBSCRIBE_ADDR=${addr[projector]} TALLY_TOKEN=$token
+unset TALLY_TLS_CA TALLY_TLS_CERT TALLY_TLS_KEY TALLY_TLS_SERVER_NAME
+if [ "$tls" = 1 ]; then
+    export TALLY_TLS_CA=$work/ca.pem
+fi
 case "$lang" in
 python)
     run_client "clients/python/flow.py" /usr/bin/python3 "$clients/python/flow.py" \

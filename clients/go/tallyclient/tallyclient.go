@@ -11,15 +11,21 @@
 //		AccountId: acc.AccountId, Amount: tallyclient.Money(1234, "EUR")}) // 12.34 EUR
 //
 // Every call carries `authorization: Bearer TOKEN` (per-RPC credentials). Pass each call a
-// context with a deadline.
+// context with a deadline. With Config.TLSCA set (FromEnv: TALLY_TLS_CA) the connections
+// use TLS and verify the daemons' certificates against that CA; TLSCert and TLSKey add a
+// client certificate (mutual TLS).
 package tallyclient
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	tallyv1 "tally/gen/go/tally/v1"
 )
@@ -30,10 +36,15 @@ type Config struct {
 	QueryAddr     string // tally-query (QueryService)
 	SubscribeAddr string // tally-projector (SubscriptionService)
 	Token         string // bearer token from `tally-admin token create`; "" sends none
+	// TLS: PEM files. TLSCA "" = plaintext; else the CA the daemons' certificates must
+	// chain to. TLSCert and TLSKey (both or neither): a client certificate for mutual
+	// TLS. TLSServerName: the name the certificates must carry ("" = the address's host).
+	TLSCA, TLSCert, TLSKey, TLSServerName string
 }
 
-// FromEnv reads TALLY_ADDR, TALLY_QUERY_ADDR, TALLY_SUBSCRIBE_ADDR and TALLY_TOKEN (as
-// tallyctl does), with the default ports for unset addresses.
+// FromEnv reads TALLY_ADDR, TALLY_QUERY_ADDR, TALLY_SUBSCRIBE_ADDR, TALLY_TOKEN and
+// TALLY_TLS_CA, TALLY_TLS_CERT, TALLY_TLS_KEY, TALLY_TLS_SERVER_NAME (as tallyctl does),
+// with the default ports for unset addresses.
 func FromEnv() Config {
 	get := func(k, def string) string {
 		if v := os.Getenv(k); v != "" {
@@ -46,7 +57,38 @@ func FromEnv() Config {
 		QueryAddr:     get("TALLY_QUERY_ADDR", "127.0.0.1:50052"),
 		SubscribeAddr: get("TALLY_SUBSCRIBE_ADDR", "127.0.0.1:50053"),
 		Token:         os.Getenv("TALLY_TOKEN"),
+		TLSCA:         os.Getenv("TALLY_TLS_CA"),
+		TLSCert:       os.Getenv("TALLY_TLS_CERT"),
+		TLSKey:        os.Getenv("TALLY_TLS_KEY"),
+		TLSServerName: os.Getenv("TALLY_TLS_SERVER_NAME"),
 	}
+}
+
+// transportCredentials: TLS from cfg's files, or nil for plaintext (no TLSCA).
+func transportCredentials(cfg Config) (credentials.TransportCredentials, error) {
+	if cfg.TLSCA == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(cfg.TLSCA)
+	if err != nil {
+		return nil, fmt.Errorf("TLS CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("TLS CA %s: no PEM certificate", cfg.TLSCA)
+	}
+	conf := &tls.Config{RootCAs: pool, ServerName: cfg.TLSServerName, MinVersion: tls.VersionTLS12}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("TLS: a client certificate needs its key and the reverse")
+	}
+	if cfg.TLSCert != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("TLS client certificate: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{pair}
+	}
+	return credentials.NewTLS(conf), nil
 }
 
 // Client holds one connection per daemon and the service stubs. Safe for concurrent use.
@@ -57,8 +99,8 @@ type Client struct {
 	conns        []*grpc.ClientConn
 }
 
-// bearer sends the token on every call. tally listens in plaintext on loopback or behind
-// a TLS-terminating proxy, so the credentials do not require transport security.
+// bearer sends the token on every call. tally may listen in plaintext on loopback or
+// behind a TLS-terminating proxy, so the credentials do not require transport security.
 type bearer string
 
 func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
@@ -70,7 +112,14 @@ func (bearer) RequireTransportSecurity() bool { return false }
 // Dial connects (lazily: the first call waits for the connection) to the three daemons.
 func Dial(cfg Config) (*Client, error) {
 	c := &Client{}
+	creds, err := transportCredentials(cfg)
+	if err != nil {
+		return nil, err
+	}
 	opts := []grpc.DialOption{grpc.WithInsecure()}
+	if creds != nil {
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	}
 	if cfg.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(cfg.Token)))
 	}
