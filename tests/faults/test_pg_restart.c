@@ -105,9 +105,9 @@ static void test_restart_under_load(void)
     for (int round = 0; round < 2; round++) {
         /* load flowing */
         acked = ffx_load_acked(l);
-        CU_ASSERT(wait_count(l, ffx_load_acked, acked + 40, WAIT_MS) >= acked + 40);
+        CU_ASSERT(wait_count(l, ffx_load_acked, acked + 25, WAIT_MS) >= acked + 25);
         queried = ffx_load_queried(l);
-        CU_ASSERT(wait_count(l, ffx_load_queried, queried + 20, WAIT_MS) >= queried + 20);
+        CU_ASSERT(wait_count(l, ffx_load_queried, queried + 10, WAIT_MS) >= queried + 10);
 
         /* the outage */
         failed = ffx_load_failed(l);
@@ -128,9 +128,9 @@ static void test_restart_under_load(void)
         /* every daemon reconnects by itself */
         t0 = ffx_mono_ms();
         acked = ffx_load_acked(l);
-        CU_ASSERT(wait_count(l, ffx_load_acked, acked + 40, WAIT_MS) >= acked + 40);
+        CU_ASSERT(wait_count(l, ffx_load_acked, acked + 25, WAIT_MS) >= acked + 25);
         queried = ffx_load_queried(l);
-        CU_ASSERT(wait_count(l, ffx_load_queried, queried + 20, WAIT_MS) >= queried + 20);
+        CU_ASSERT(wait_count(l, ffx_load_queried, queried + 10, WAIT_MS) >= queried + 10);
         fprintf(stderr, "(serving again after %" PRId64 " ms) ", ffx_mono_ms() - t0);
         daemons_alive();
     }
