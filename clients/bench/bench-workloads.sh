@@ -13,7 +13,8 @@
 #   clients/bench/bench-workloads.sh [BUILD_DIR]     (default build/release)
 #
 # Env: CONCURRENCY (16), DURATION (20 s), POOL (16), RATE (200),
-# TLS=1 (the daemons and tally-bench over TLS, certificates made by openssl).
+# TLS=1 (the daemons and tally-bench over TLS, certificates made by openssl),
+# WORKLOADS (a subset of "transfer-wait subscribe mixed transfer", in that order).
 # Loopback and a unix socket only. Everything it starts, it stops.
 set -euo pipefail
 
@@ -24,6 +25,7 @@ conc=${CONCURRENCY:-16}
 dur=${DURATION:-20}
 pool=${POOL:-16}
 rate=${RATE:-200}
+workloads=" ${WORKLOADS:-transfer-wait subscribe mixed transfer} "
 pgbin=/usr/lib/postgresql/15/bin
 
 for exe in server/command/tally-command server/query/tally-query projector/tally-projector \
@@ -104,19 +106,18 @@ echo "bench: $conc callers, $dur s each, pool $pool, PostgreSQL" \
 # the two that need an idle projector first: a Transfer leaves saga steps for the
 # projector to run after the call returned (the setups wait for the read model, which
 # does not wait for those)
-transfer_wait=$(run transfer --wait)
-echo "$transfer_wait"
-sub=$(run subscribe-latency --rate "$rate")
-echo "$sub"
-mixed=$(run mixed)
-echo "$mixed"
-transfer=$(run transfer)
-echo "$transfer"
+has() { [[ "$workloads" == *" $1 "* ]]; }
+has transfer-wait && { transfer_wait=$(run transfer --wait); echo "$transfer_wait"; }
+has subscribe && { sub=$(run subscribe-latency --rate "$rate"); echo "$sub"; }
+has mixed && { mixed=$(run mixed); echo "$mixed"; }
+has transfer && { transfer=$(run transfer); echo "$transfer"; }
 echo
-line "Transfer (no wait)" "$transfer"
-line "Transfer --wait (saga done)" "$transfer_wait"
-line "mixed (60% writes)" "$mixed"
-printf "%-30s %8s/s  p50 %7.2f ms  p99 %7.2f ms  p99.9 %7.2f ms  max %.2f ms  missing %s\n" \
-    "Subscribe delivery (reply->event)" "$rate" "$(field p50_ms <<<"$sub")" \
-    "$(field p99_ms <<<"$sub")" "$(field p999_ms <<<"$sub")" "$(field max_ms <<<"$sub")" \
-    "$(field missing <<<"$sub")"
+has transfer && line "Transfer (no wait)" "$transfer"
+has transfer-wait && line "Transfer --wait (saga done)" "$transfer_wait"
+has mixed && line "mixed (60% writes)" "$mixed"
+if has subscribe; then
+    printf "%-30s %8s/s  p50 %7.2f ms  p99 %7.2f ms  p99.9 %7.2f ms  max %.2f ms  missing %s\n" \
+        "Subscribe delivery (reply->event)" "$rate" "$(field p50_ms <<<"$sub")" \
+        "$(field p99_ms <<<"$sub")" "$(field p999_ms <<<"$sub")" "$(field max_ms <<<"$sub")" \
+        "$(field missing <<<"$sub")"
+fi
