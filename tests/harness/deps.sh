@@ -28,6 +28,7 @@ PACKAGES=(
     clang-format clang libclang-rt-14-dev
     # TLS tests make their certificates with the openssl tool
     openssl
+    valgrind # tests/valgrind: the daemons under memcheck (valgrind/daemons, debug build only)
     # Go example client (clients/go), built offline from Debian's Go packages; the 1.5
     # golang/protobuf replaces 1.3, which panics on today's generated code
     golang-go golang-google-grpc-dev golang-google-protobuf-dev
