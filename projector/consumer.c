@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "doorbell.h"
 #include "log.h"
 #include "pconn.h"
 
@@ -15,6 +16,8 @@
 #define CLEANUP_EVERY_MS    60000
 #define CLEANUP_CHUNK       5000
 #define STANDBY_CHECK_MS    1000
+#define FENCE_POLL_MIN_MS   1
+#define FENCE_POLL_MAX_MS   8
 #define CONSUMER_SCHEMA     "rm"
 #define CONSUMER_CHECKPOINT "rm"
 
@@ -24,6 +27,7 @@ struct consumer {
     wake *w;
     leader *l;
     rmproj *p;
+    doorbell *bell; /* projected_channel; NULL = none */
 };
 
 static long now_ms(void)
@@ -77,6 +81,7 @@ static void *consumer_main(void *arg)
     int backoff = c->o.backoff_ms > 0 ? c->o.backoff_ms : 100;
     long next_cleanup = 0;
     uint64_t seen = wake_generation(c->w);
+    int held_wait = 0; /* while the fence is held: the next look's delay */
 
     while (!wake_is_shutdown(c->w)) {
         enum rmproj_step step;
@@ -114,9 +119,22 @@ static void *consumer_main(void *arg)
         switch (step) {
         case RMPROJ_PROGRESS:
             backoff = c->o.backoff_ms > 0 ? c->o.backoff_ms : 100;
+            if (c->bell) /* the checkpoint moved (or was reloaded): readers look again */
+                doorbell_ring(c->bell);
             break;
         case RMPROJ_IDLE:
-            wake_wait(c->w, &seen, c->o.poll_ms);
+            /* committed events behind an older open transaction (the saga's
+               batch, another command): its commit rings no doorbell, so look
+               again after 1, 2, 4, then every 8 ms, not after poll_ms */
+            if (rawlog_fence_held(conn)) {
+                held_wait = held_wait == 0 ? FENCE_POLL_MIN_MS : held_wait * 2;
+                if (held_wait > FENCE_POLL_MAX_MS)
+                    held_wait = FENCE_POLL_MAX_MS;
+                wake_wait(c->w, &seen, held_wait);
+            } else {
+                held_wait = 0;
+                wake_wait(c->w, &seen, c->o.poll_ms);
+            }
             break;
         case RMPROJ_RETRY_LATER:
             wake_sleep(c->w, rmproj_retry_delay_ms(c->p));
@@ -154,8 +172,14 @@ consumer *consumer_start(const struct consumer_opts *o, wake *w, leader *l)
     po.on_commit = o->on_commit;
     po.on_commit_arg = o->on_commit_arg;
     c->p = rmproj_new(&po);
+    if (o->projected_channel) {
+        c->bell = doorbell_new(o->pg.conninfo ? o->pg.conninfo : "", o->projected_channel);
+        if (c->bell == NULL)
+            log_warn("consumer: no doorbell on %s: readers will poll", o->projected_channel);
+    }
     if (c->p == NULL || pthread_create(&c->thread, NULL, consumer_main, c) != 0) {
         log_error("consumer: cannot start");
+        doorbell_free(c->bell);
         rmproj_free(c->p);
         free(c);
         return NULL;
@@ -169,6 +193,7 @@ void consumer_stop(consumer *c)
         return;
     wake_shutdown(c->w);
     pthread_join(c->thread, NULL);
+    doorbell_free(c->bell);
     rmproj_free(c->p);
     free(c);
 }

@@ -6,9 +6,17 @@
  *   - after every wake-up (NOTIFY, reconnect of the LISTEN connection:
  *     wake.h), after every own reconnect, and on a safety-net timer
  *     (poll_ms), it reads from the checkpoint until nothing is left behind
- *     the fence;
+ *     the fence; while committed events wait beyond the fence (an older
+ *     transaction is open: its commit may ring no doorbell) it looks again
+ *     after 1, 2, 4, then every 8 ms;
  *   - it never holds a transaction open while idle;
  *   - on connection trouble it reconnects with a doubling backoff;
+ *   - after each committed step (a batch, a dead letter, a retried chain)
+ *     it rings a doorbell (server/lib/doorbell.h) on projected_channel:
+ *     `NOTIFY tally_projected` from another connection, outside the batch
+ *     transaction, coalesced (at most one in flight). tally-query's
+ *     checkpoint watch (server/lib/ckwatch.h) LISTENs on it, so a read with
+ *     min_position wakes as soon as its position is projected;
  *   - about once a minute it deletes outbox rows published longer than
  *     outbox_retention_s ago (in chunks).
  *
@@ -38,6 +46,8 @@ struct consumer_opts {
     long outbox_retention_s;    /* published outbox rows older than this are deleted */
     rmproj_commit_fn on_commit; /* NULL = none */
     void *on_commit_arg;
+    const char *projected_channel; /* doorbell channel after each commit (a plain
+                                      identifier); NULL = none */
 };
 
 typedef struct consumer consumer;

@@ -20,9 +20,10 @@
 #include "trpc.h"
 #include "wake.h"
 
-#define PROG           "tally-projector"
-#define DEFAULT_PORT   50053
-#define OUTBOX_CHANNEL "tally_outbox"
+#define PROG              "tally-projector"
+#define DEFAULT_PORT      50053
+#define OUTBOX_CHANNEL    "tally_outbox"
+#define PROJECTED_CHANNEL "tally_projected" /* tally-query's ckwatch LISTENs */
 
 int main(int argc, char **argv)
 {
@@ -92,6 +93,7 @@ int main(int argc, char **argv)
         co.max_attempts = po.max_attempts;
         co.backoff_ms = po.backoff_ms;
         co.outbox_retention_s = po.outbox_retention_s;
+        co.projected_channel = PROJECTED_CHANNEL;
         so.pg = pg;
         so.batch_size = po.batch_size;
         so.poll_ms = po.poll_ms;

@@ -136,3 +136,15 @@ grpc_status_code rawlog_positions(PGconn *conn, const int64_t *positions, size_t
     }
     return fill(res, b, st);
 }
+
+int rawlog_fence_held(PGconn *conn)
+{
+    static const char sql[] = "SELECT EXISTS (SELECT 1 FROM events e"
+                              " WHERE e.tx_id >= pg_snapshot_xmin(pg_current_snapshot()))";
+    PGresult *res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+    int held = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+               PQgetvalue(res, 0, 0)[0] == 't';
+
+    PQclear(res);
+    return held;
+}

@@ -74,4 +74,13 @@ void rawlog_batch_cleanup(struct rawlog_batch *b);
 /* The position of the last event, or b->after when empty. */
 struct store_position rawlog_batch_end(const struct rawlog_batch *b);
 
+/* 1 when committed events wait beyond the fence: some older transaction (a
+ * command in flight, a projector or saga batch, autoanalyze) still holds an
+ * xid, so a read now returns less than has committed. Its commit may ring no
+ * doorbell (only commands ring one), so a reader that found nothing new
+ * should look again soon instead of waiting for the next wake-up or its
+ * safety-net poll. 0 otherwise, and on an error (the caller's next read
+ * reports it). One autocommit statement. */
+int rawlog_fence_held(PGconn *conn);
+
 #endif /* PROJECTOR_RAWLOG_H */

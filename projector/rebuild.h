@@ -8,7 +8,9 @@
  *      resets checkpoint "rm_rebuild" and its dead letters;
  *   3. replays the log into it in batches (the same projection code and
  *      dead-letter rules as the live consumer, checkpoint "rm_rebuild")
- *      until it is at the fence;
+ *      until it is at the fence, without its secondary indexes (the ones
+ *      that back no constraint): they are created again, each in one pass,
+ *      once the replay is at the fence, before the swap;
  *   4. swaps, in ONE transaction: locks the live checkpoint row "rm" (the
  *      live consumer's next commit waits), catches rm_rebuild up to the
  *      fence again (so the new tables are at or past the live checkpoint:

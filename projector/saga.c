@@ -476,9 +476,17 @@ static enum step_result handle(saga *s, PGconn *conn, const struct trigger *tr, 
 
 /* ---- the loop ---- */
 
-static const char CAS_SQL[] =
+/* advance's autocommit CAS does not wait for its WAL flush (set_config(...,
+ * true) lasts until the end of this one-statement transaction, and the
+ * commit reads it): a checkpoint-only transaction would otherwise hold the
+ * commit fence (DESIGN §5) through an fsync after every batch. A crash that
+ * loses it moves the saga back, and its steps are idempotent. The saga's
+ * command transactions (cmdcore) keep synchronous commits: they write
+ * events. */
+static const char ADVANCE_SQL[] =
     "SELECT projector_checkpoint_cas($1, $6::bigint, $2::xid8, $3::bigint,"
-    "                                $4::xid8, $5::bigint)";
+    "                                $4::xid8, $5::bigint),"
+    "       set_config('synchronous_commit', 'off', true)";
 
 /* Moves the checkpoint to `to` (compare-and-set, autocommit). */
 static grpc_status_code advance(saga *s, PGconn *conn, struct store_position to, trpc_status *st)
@@ -494,8 +502,8 @@ static grpc_status_code advance(saga *s, PGconn *conn, struct store_position to,
 
     if (logread_position_cmp(to, s->cp) <= 0)
         return st->code = GRPC_STATUS_OK;
-    res = PQexecParams(conn, CAS_SQL, 6, NULL, values, NULL, NULL, 0);
-    if (pg_check(res, PGRES_TUPLES_OK, 1, st, "could not move the checkpoint", "saga checkpoint") ==
+    res = PQexecParams(conn, ADVANCE_SQL, 6, NULL, values, NULL, NULL, 0);
+    if (pg_check(res, PGRES_TUPLES_OK, 2, st, "could not move the checkpoint", "saga checkpoint") ==
         GRPC_STATUS_OK) {
         s->cp = to;
         st->code = GRPC_STATUS_OK;

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "logread.h"
+#include "rawlog.h"
 
 #define BACKOFF_MIN_MS    100
 #define BACKOFF_MAX_MS    2000
@@ -130,22 +131,6 @@ static int push_event(void *arg, Tally__V1__Event *ev)
     return 0;
 }
 
-/* True when committed events wait beyond the fence: some older transaction
- * (a command in flight, a projector batch, autoanalyze) still holds an xid.
- * Its commit rings no doorbell, so the tail looks again soon instead of
- * waiting for the next one or the poll. */
-static int fence_held(PGconn *conn)
-{
-    static const char sql[] = "SELECT EXISTS (SELECT 1 FROM events e"
-                              " WHERE e.tx_id >= pg_snapshot_xmin(pg_current_snapshot()))";
-    PGresult *res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
-    int held = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-               PQgetvalue(res, 0, 0)[0] == 't';
-
-    PQclear(res);
-    return held;
-}
-
 /* Reads every event behind the fence after the ring's newest, page by page,
  * ticking after each full page so live subscribers are served while a
  * backlog is read. Returns 0, or -1 on a failure (logged). */
@@ -213,7 +198,7 @@ static void *tail_main(void *arg)
 
     while (!atomic_load(&t->stopping)) {
         int64_t now = mono_ms(), until;
-        int fresh = 0, rc;
+        int fresh = 0, ticked = 0, rc;
 
         if (conn == NULL && now >= retry_at) {
             conn = tail_connect(t);
@@ -238,7 +223,12 @@ static void *tail_main(void *arg)
             }
             need_read = 0;
             next_read = now + t->poll_ms;
-            if (conn != NULL && fence_held(conn)) {
+            /* serve what was read before asking about the fence: that is one
+               more round trip the live subscribers need not wait for */
+            t->tick(t->arg, 1);
+            ticked = 1;
+            next_tick = now + t->poll_ms;
+            if (conn != NULL && rawlog_fence_held(conn)) {
                 held_wait = held_wait == 0 ? FENCE_POLL_MIN_MS : held_wait * 2;
                 if (held_wait > FENCE_POLL_MAX_MS)
                     held_wait = FENCE_POLL_MAX_MS;
@@ -247,13 +237,14 @@ static void *tail_main(void *arg)
             } else {
                 held_wait = 0;
             }
-            fresh = 1;
         }
-        if (now >= next_tick)
-            fresh = 1;
-        if (fresh)
-            next_tick = now + t->poll_ms;
-        t->tick(t->arg, fresh);
+        if (!ticked) {
+            if (now >= next_tick)
+                fresh = 1;
+            if (fresh)
+                next_tick = now + t->poll_ms;
+            t->tick(t->arg, fresh);
+        }
 
         until = next_tick;
         if (conn != NULL && next_read < until)

@@ -26,7 +26,9 @@ struct ckwatch {
     struct store_position cur;
     int waiters;
     int stopping;
-    int kick; /* eventfd: a first waiter arrived, or stop (ends the poll at once) */
+    uint64_t notifications; /* wake-ups by NOTIFY (ckwatch_notifications) */
+    uint64_t reads;         /* checkpoint reads (ckwatch_reads) */
+    int kick;               /* eventfd: a first waiter arrived, or stop (ends the poll at once) */
     struct pg_opts pg;
     char name[64];
     char listen_sql[96];
@@ -52,6 +54,9 @@ static int read_checkpoint(ckwatch *w, PGconn *conn)
     struct store_position p = {0, 0};
     int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 
+    pthread_mutex_lock(&w->mu);
+    w->reads++;
+    pthread_mutex_unlock(&w->mu);
     if (ok && PQntuples(res) == 1) {
         pg_get_uint64(res, 0, 0, &p.tx_id);
         pg_get_int64(res, 0, 1, &p.global_position);
@@ -82,10 +87,21 @@ static void kick(ckwatch *w)
 static int wait_input(ckwatch *w, PGconn *conn)
 {
     struct pollfd pfd[2] = {{PQsocket(conn), POLLIN, 0}, {w->kick, POLLIN, 0}};
-    int waiters, timeout;
+    int waiters, timeout, got = 0;
     PGnotify *n;
     uint64_t count;
 
+    /* a notification that arrived during the last read is already in
+     * libpq's queue, not on the socket: read again at once */
+    if ((n = PQnotifies(conn)) != NULL) {
+        do
+            PQfreemem(n);
+        while ((n = PQnotifies(conn)) != NULL);
+        pthread_mutex_lock(&w->mu);
+        w->notifications++;
+        pthread_mutex_unlock(&w->mu);
+        return 0;
+    }
     pthread_mutex_lock(&w->mu);
     waiters = w->waiters;
     pthread_mutex_unlock(&w->mu);
@@ -96,8 +112,15 @@ static int wait_input(ckwatch *w, PGconn *conn)
         log_warn("checkpoint watch: eventfd read: %s", strerror(errno));
     if (pfd[0].revents && !PQconsumeInput(conn))
         return -1;
-    while ((n = PQnotifies(conn)) != NULL)
+    while ((n = PQnotifies(conn)) != NULL) {
         PQfreemem(n);
+        got = 1;
+    }
+    if (got) {
+        pthread_mutex_lock(&w->mu);
+        w->notifications++;
+        pthread_mutex_unlock(&w->mu);
+    }
     return 0;
 }
 
@@ -220,6 +243,26 @@ struct store_position ckwatch_current(ckwatch *w)
     p = w->cur;
     pthread_mutex_unlock(&w->mu);
     return p;
+}
+
+uint64_t ckwatch_notifications(ckwatch *w)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&w->mu);
+    n = w->notifications;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+uint64_t ckwatch_reads(ckwatch *w)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&w->mu);
+    n = w->reads;
+    pthread_mutex_unlock(&w->mu);
+    return n;
 }
 
 grpc_status_code ckwatch_wait(ckwatch *w, struct store_position pos, trpc_call *call,

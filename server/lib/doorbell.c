@@ -65,8 +65,17 @@ static void *doorbell_main(void *arg)
                 conn = NULL;
                 goto retry;
             }
+            /* A NOTIFY's transaction takes an xid: with a synchronous
+             * commit it would hold every reader's commit fence (DESIGN §5)
+             * through an fsync, and its listeners would hear it only after
+             * that. A ring lost in a crash is harmless (readers poll). */
+            res = PQexecParams(conn, "SELECT set_config('synchronous_commit', 'off', false)", 0,
+                               NULL, NULL, NULL, NULL, 0);
+            if (PQresultStatus(res) != PGRES_TUPLES_OK)
+                log_warn("doorbell: %s", PQresultErrorMessage(res));
+            PQclear(res);
         }
-        res = PQexec(conn, d->sql);
+        res = PQexecParams(conn, d->sql, 0, NULL, NULL, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             log_warn("doorbell: notify failed: %s", PQresultErrorMessage(res));
             PQclear(res);

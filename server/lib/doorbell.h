@@ -5,7 +5,14 @@
  * they ring this doorbell. One thread with its own connection sends
  * `NOTIFY <channel>`; rings that arrive while a NOTIFY is in flight are
  * coalesced into exactly one more. NOTIFY is only a wake-up: the projector
- * also polls, so a lost ring delays it, never loses an event. */
+ * also polls, so a lost ring delays it, never loses an event. Its session
+ * commits asynchronously (synchronous_commit off): a NOTIFY neither waits
+ * for nor holds the commit fence through a WAL flush.
+ *
+ * Users: tally-command (channel tally_outbox, after each command's commit),
+ * the projector's saga (tally_outbox, after its own commands) and read-model
+ * consumer (tally_projected, after each committed batch: tally-query's
+ * ckwatch.h listens). */
 #ifndef SERVER_DOORBELL_H
 #define SERVER_DOORBELL_H
 

@@ -17,7 +17,10 @@
 # Env: CONCURRENCY (16), DURATION (20 s), ACCOUNTS (1000), EXTRA_EVENTS (0:
 # before the rebuild, append that many more deposits straight into the log,
 # one to each of 1000 accounts per 1000-event transaction, for a bigger
-# replay).
+# replay), REBUILD_BATCH (1000: --batch-size of the rebuild),
+# REBUILD_LOG_LEVEL (info; debug adds where the batches' time went),
+# REBUILD_REFERENCE (a tally-projector binary of another build: it rebuilds
+# the same log first, for a before/after ratio from one run).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -122,6 +125,18 @@ SQL
     done
 fi
 total=$(psql "$db" -qAtc "SELECT count(*) FROM events")
-"$build/projector/tally-projector" --db "$db" --rebuild --batch-size 1000 --log-level info \
-    >"$work/rebuild.log" 2>&1
-echo "rebuild: $(grep -o 'done: .*' "$work/rebuild.log") ($total events in the log)"
+rebuild() { # projector binary, label
+    "$1" --db "$db" --rebuild --batch-size "${REBUILD_BATCH:-1000}" \
+        --log-level "${REBUILD_LOG_LEVEL:-info}" >"$work/rebuild.log" 2>&1
+    echo "rebuild$2: $(grep -o 'done: .*' "$work/rebuild.log") ($total events in the log)"
+}
+if [ -n "${REBUILD_REFERENCE:-}" ]; then # the same log, another build: a ratio from one run
+    rebuild "$REBUILD_REFERENCE" " (reference $REBUILD_REFERENCE)"
+fi
+rebuild "$build/projector/tally-projector" ""
+# with REBUILD_LOG_LEVEL=debug: where the batches' time went
+grep -o 'projection rm_rebuild: [0-9]* events: .*' "$work/rebuild.log" |
+    awk '{n += $3; r += $6; d += $9; a += $12; b++}
+         END {if (b) printf "rebuild phases over %d batches, %d events: read %.1f s, decode %.1f s,"\
+              " apply+commit %.1f s (%.0f/%.0f/%.0f us per event)\n", b, n, r / 1e6, d / 1e6,
+              a / 1e6, r / n, d / n, a / n}' 

@@ -1,7 +1,11 @@
 /* test_projector.c - tally-projector over the real daemons: the gap test,
  * the witness test (read model == a fold of the log == a --rebuild made
  * while commands flow), poison events and dead letters, kill -9 mid-batch,
- * failover to a standby. */
+ * failover to a standby, and the wake-ups: the consumer NOTIFYs
+ * tally_projected after each batch and tally-query's checkpoint watch
+ * (server/lib/ckwatch.h) wakes on it; a consumer that finds committed
+ * events behind an open transaction looks again without waiting for its
+ * safety-net poll. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -12,6 +16,7 @@
 #include <CUnit/Basic.h>
 #include <jansson.h>
 
+#include "ckwatch.h"
 #include "fold.h"
 #include "ptest.h"
 #include "store.h"
@@ -718,12 +723,149 @@ static CU_TestInfo failover_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+/* ---- wake-ups ---- */
+
+/* The newest event's position. */
+static struct store_position last_position(void)
+{
+    struct store_position p = {0, 0};
+    PGresult *res = ptest_sql(&T,
+                              "SELECT tx_id::text, global_position FROM events"
+                              " ORDER BY global_position DESC LIMIT 1",
+                              0, NULL);
+
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        p.tx_id = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        p.global_position = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
+    PQclear(res);
+    CU_ASSERT(p.global_position > 0);
+    return p;
+}
+
+/* Waits up to timeout_ms for a notification on conn; returns 1 if one came. */
+static int wait_notify(PGconn *conn, int timeout_ms)
+{
+    long deadline = ptest_now_ms() + timeout_ms;
+
+    while (ptest_now_ms() < deadline) {
+        PGnotify *n;
+
+        if (!PQconsumeInput(conn))
+            return 0;
+        if ((n = PQnotifies(conn)) != NULL) {
+            PQfreemem(n);
+            return 1;
+        }
+        ptest_sleep_ms(10);
+    }
+    return 0;
+}
+
+/* The consumer rings tally_projected after a batch; a checkpoint watch
+ * listening on it wakes by notification, one without a channel still gets
+ * there on its timer (the safety net). The projector's own safety-net poll
+ * is 60 s here, so everything below happens by wake-ups. */
+static void test_projected_notify_wakes_checkpoint_watch(void)
+{
+    static const char *const args[] = {"--poll-interval-ms", "60000", NULL};
+    struct pg_opts o;
+    PGconn *listener = PQconnectdb(T.db);
+    PGresult *res;
+    ckwatch *w = NULL, *timer_only = NULL;
+    struct store_position pos;
+    trpc_status st = {0};
+    char a[PTEST_ID];
+    long deadline;
+
+    CU_ASSERT_FATAL(PQstatus(listener) == CONNECTION_OK);
+    res = PQexecParams(listener, "LISTEN tally_projected", 0, NULL, NULL, NULL, NULL, 0);
+    CU_ASSERT_EQUAL(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    pg_opts_init(&o);
+    o.conninfo = T.db;
+    w = ckwatch_new(&o, "rm", "tally_projected");
+    timer_only = ckwatch_new(&o, "rm", NULL);
+    CU_ASSERT_FATAL(w != NULL && timer_only != NULL);
+    CU_ASSERT_EQUAL_FATAL(ptest_projector_start(&T, 0, args), 0);
+
+    CU_ASSERT_EQUAL_FATAL(ptest_open(&T, "EUR", 0, a, &st), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL_FATAL(ptest_deposit(&T, a, 7, "EUR", NULL, &st), GRPC_STATUS_OK);
+    pos = last_position();
+    CU_ASSERT_EQUAL(ckwatch_wait(w, pos, NULL, WAIT_MS, &st), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL(ckwatch_wait(timer_only, pos, NULL, WAIT_MS, &st), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL(sql_int("SELECT balance FROM rm.accounts WHERE account_id = $1::uuid", a, NULL),
+                    7);
+    CU_ASSERT_TRUE(wait_notify(listener, WAIT_MS));
+    /* the watch heard it too (it may have read the checkpoint on its timer
+       first: the notification still arrives) */
+    deadline = ptest_now_ms() + WAIT_MS;
+    while (ckwatch_notifications(w) == 0 && ptest_now_ms() < deadline)
+        ptest_sleep_ms(10);
+    CU_ASSERT(ckwatch_notifications(w) > 0);
+    CU_ASSERT_EQUAL(ckwatch_notifications(timer_only), 0);
+    CU_ASSERT(ckwatch_reads(timer_only) > 0);
+
+    ckwatch_free(w);
+    ckwatch_free(timer_only);
+    PQfinish(listener);
+    CU_ASSERT_EQUAL(ptest_projector_stop(&T, 0), 0);
+}
+
+/* A deposit that commits while an older transaction holds the commit fence
+ * is invisible to the consumer when the doorbell wakes it; the holder's
+ * commit rings nothing. The consumer must look again on its own (1..8 ms
+ * while the fence is held), not after its 60 s safety-net poll. */
+static void test_fence_held_consumer_looks_again(void)
+{
+    static const char *const args[] = {"--poll-interval-ms", "60000", NULL};
+    PGconn *holder = PQconnectdb(T.db);
+    PGresult *res;
+    trpc_status st = {0};
+    char a[PTEST_ID];
+    long t0;
+
+    CU_ASSERT_FATAL(PQstatus(holder) == CONNECTION_OK);
+    CU_ASSERT_EQUAL_FATAL(ptest_projector_start(&T, 0, args), 0);
+    CU_ASSERT_EQUAL_FATAL(ptest_open(&T, "EUR", 0, a, &st), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL_FATAL(ptest_wait_checkpoint(&T, "rm", WAIT_MS), 0);
+
+    res = PQexecParams(holder, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+    PQclear(res);
+    res = PQexecParams(holder, "SELECT pg_current_xact_id()", 0, NULL, NULL, NULL, NULL, 0);
+    CU_ASSERT_EQUAL(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+    CU_ASSERT_EQUAL_FATAL(ptest_deposit(&T, a, 3, "EUR", NULL, &st), GRPC_STATUS_OK);
+    ptest_sleep_ms(300); /* the doorbell's wake-up finds the deposit behind the fence */
+    CU_ASSERT_EQUAL(sql_int("SELECT balance FROM rm.accounts WHERE account_id = $1::uuid", a, NULL),
+                    0);
+    res = PQexecParams(holder, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+    PQclear(res);
+    t0 = ptest_now_ms();
+    /* well under the 60 s poll, generous for a loaded machine */
+    CU_ASSERT_EQUAL(ptest_wait_checkpoint(&T, "rm", 20000), 0);
+    fprintf(stderr, "\n  applied %ld ms after the fence holder committed ", ptest_now_ms() - t0);
+    CU_ASSERT_EQUAL(sql_int("SELECT balance FROM rm.accounts WHERE account_id = $1::uuid", a, NULL),
+                    3);
+    PQfinish(holder);
+    CU_ASSERT_EQUAL(ptest_projector_stop(&T, 0), 0);
+}
+
+static CU_TestInfo wake_tests[] = {
+    {"tally_projected NOTIFY after a batch wakes the checkpoint watch",
+     test_projected_notify_wakes_checkpoint_watch},
+    {"fence held: the consumer looks again without waiting for its poll",
+     test_fence_held_consumer_looks_again},
+    CU_TEST_INFO_NULL,
+};
+
 static CU_SuiteInfo suites[] = {
     {"gap", setup, teardown, NULL, NULL, gap_tests},
     {"crash", crash_setup, teardown, NULL, NULL, crash_tests},
     {"witness", setup, teardown, NULL, NULL, witness_tests},
     {"poison", setup, teardown, NULL, NULL, poison_tests},
     {"failover", setup, teardown, NULL, NULL, failover_tests},
+    {"wake", setup, teardown, NULL, NULL, wake_tests},
     CU_SUITE_INFO_NULL,
 };
 
