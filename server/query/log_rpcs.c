@@ -336,7 +336,7 @@ grpc_status_code qry_get_account_at(trpc_call *call, const Tally__V1__GetAccount
     int64_t version = 0, at_us;
     struct replay r;
 
-    if (qry_begin(&q, call, NULL, &st) != GRPC_STATUS_OK ||
+    if (qry_begin(&q, call, req->min_position, &st) != GRPC_STATUS_OK ||
         uuid_check("account_id", req->account_id, id, &st) != GRPC_STATUS_OK)
         return qry_finish(call, &st);
     switch (req->at_case) {

@@ -205,7 +205,7 @@ static void test_deadline_exceeded_while_the_projector_is_down(void)
         qcheck_error(__LINE__, m->name, code, &s2, GRPC_STATUS_DEADLINE_EXCEEDED);
         free(req);
     }
-    CU_ASSERT_EQUAL(n, 10);
+    CU_ASSERT_EQUAL(n, 11);
     /* without min_position: the read model as it is, one write behind */
     if (CHECK_OK(qget_account(&W, accts[0].id, NULL, QFIX_CALL_MS, &a, &st), &st))
         CU_ASSERT_EQUAL(a->version, r.version);
