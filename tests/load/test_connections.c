@@ -75,11 +75,17 @@
  *   - steady growth, from the end of batch STEADY_FROM to the end of the
  *     last, < STEADY_KB (8 MB; measured < 0.5 MB): a leak of 1 kB per
  *     connection over the remaining 5,000 connections would break it.
- * Under AddressSanitizer (quarantine capped at 32 MB for this test, shadow
- * memory, redzones): twice the per-connection figure, and 48 MB steady. */
+ * Under AddressSanitizer the figures are not about tally: its allocator
+ * adds redzones, keeps freed blocks in a quarantine (capped at 32 MB for
+ * this test) and never gives memory back. Measured: +140 MB after the first
+ * batch (about 110 kB per connection), +206 MB at the end, still creeping
+ * (+30 to +60 MB from batch 4 to 8). So under ASan only the total is
+ * bounded, loosely (256 kB per connection), and the steady check is left
+ * out: the debug build's bounds are the real check, and LeakSanitizer at
+ * the daemon's exit the leak check. */
 #if defined(__SANITIZE_ADDRESS__)
-#define CONN_KB   96
-#define STEADY_KB (48L * 1024)
+#define CONN_KB   256
+#define STEADY_KB 0L /* not checked */
 #else
 #define CONN_KB   48
 #define STEADY_KB (8L * 1024)
@@ -492,7 +498,9 @@ static void test_load_connections_refused_or_served(void)
            (long)batch * CONN_KB, end.hwm_kb);
     CU_ASSERT(t.settled == batches);
     CU_ASSERT(fds >= 0 && fds <= base_fds + FD_SLACK);
-    CU_ASSERT(t.first_rss_kb > 0 && t.last_rss_kb - t.first_rss_kb < STEADY_KB);
+    CU_ASSERT(t.first_rss_kb > 0 && t.last_rss_kb > 0);
+    if (STEADY_KB > 0)
+        CU_ASSERT(t.last_rss_kb - t.first_rss_kb < STEADY_KB);
     CU_ASSERT(end.rss_kb > 0 && end.rss_kb - base.rss_kb < (long)batch * CONN_KB);
     CU_ASSERT(end.hwm_kb - base.rss_kb < (long)batch * CONN_KB + STEADY_KB);
     trpc_channel_free(ch);

@@ -13,7 +13,13 @@
  *   - every subscriber received exactly the tenant's events as stored, in
  *     log order: the same count, each position strictly after the one
  *     before (no duplicate), and the same FNV-1a hash over the sequence of
- *     (tx_id, global_position) as the events table (no gap, nothing else);
+ *     (tx_id, global_position) as the events table (no gap, nothing else).
+ *     A stream that ends with UNAVAILABLE subscribes again after the last
+ *     event it received, as subscription.proto tells clients to (at most
+ *     MAX_RESUMES times; the count is printed): on a CPU-starved machine the
+ *     server's keepalive (30 s ping, 10 s to answer) drops a connection whose
+ *     ping waits behind seconds of unread stream data. The resumed stream
+ *     must continue exactly: the checks above span it. Any other end fails;
  *   - the memory of tally-projector and tally-command stays bounded: VmRSS
  *     from /proc/<pid>/status before the subscribers, with them, sampled
  *     every 250 ms during the load, after the load and after the streams
@@ -69,6 +75,7 @@
 #define STREAM_S    600    /* each stream's deadline: a broken server cannot hang us */
 #define STOP_MS     30000
 #define SAMPLE_MS   250
+#define MAX_RESUMES 20 /* per subscriber */
 
 /* Memory bounds: growth of VmRSS over the baseline (the daemon started and
  * warmed up, no subscriber yet), at every sample and at the end.
@@ -260,6 +267,46 @@ static uint64_t fnv_pos(uint64_t h, uint64_t tx, int64_t gp)
     return h;
 }
 
+/* Positions: the stored sequence, and what subscriber 0 received (on a
+ * mismatch the first difference is printed). */
+struct pos {
+    uint64_t tx;
+    int64_t gp;
+};
+
+static struct pos_list {
+    struct pos *v;
+    int64_t n, cap;
+} stored, received0;
+
+static void pos_add(struct pos_list *l, uint64_t tx, int64_t gp)
+{
+    if (l->n == l->cap) {
+        struct pos *v = realloc(l->v, (size_t)(l->cap ? l->cap * 2 : 1024) * sizeof(*v));
+
+        if (v == NULL)
+            return;
+        l->v = v;
+        l->cap = l->cap ? l->cap * 2 : 1024;
+    }
+    l->v[l->n++] = (struct pos){tx, gp};
+}
+
+static void pos_diff(void)
+{
+    int64_t i;
+
+    for (i = 0; i < stored.n && i < received0.n; i++)
+        if (stored.v[i].tx != received0.v[i].tx || stored.v[i].gp != received0.v[i].gp)
+            break;
+    fprintf(stderr,
+            "test_subscribers: subscriber 0 differs from the table at index %" PRId64 " of %" PRId64
+            "/%" PRId64 ": table %" PRIu64 ":%" PRId64 ", received %" PRIu64 ":%" PRId64 "\n",
+            i, stored.n, received0.n, i < stored.n ? stored.v[i].tx : 0,
+            i < stored.n ? stored.v[i].gp : 0, i < received0.n ? received0.v[i].tx : 0,
+            i < received0.n ? received0.v[i].gp : 0);
+}
+
 /* The tenant's events as stored, in log order: count and hash. */
 static int expected_events(int64_t *count, uint64_t *hash)
 {
@@ -282,9 +329,14 @@ static int expected_events(int64_t *count, uint64_t *hash)
     }
     *count = PQntuples(res);
     *hash = FNV_OFFSET;
-    for (int i = 0; i < PQntuples(res); i++)
-        *hash = fnv_pos(*hash, strtoull(PQgetvalue(res, i, 0), NULL, 10),
-                        strtoll(PQgetvalue(res, i, 1), NULL, 10));
+    stored.n = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        uint64_t tx = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+        int64_t gp = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+
+        *hash = fnv_pos(*hash, tx, gp);
+        pos_add(&stored, tx, gp);
+    }
     rc = 0;
 out:
     PQclear(res);
@@ -304,6 +356,7 @@ struct tag {
 };
 
 struct sub {
+    grpc_channel *ch;
     grpc_call *call;
     grpc_byte_buffer *req;  /* until the start batch completes */
     grpc_byte_buffer *recv; /* RECV_MESSAGE's target */
@@ -317,12 +370,16 @@ struct sub {
     uint64_t hash, last_tx;
     int64_t last_gp;
     int order_errors, bad_messages, caught_up, fell_behind, ended;
+    int record;  /* keep the positions in received0 */
+    int resumes; /* subscribed again after UNAVAILABLE */
+    char detail[128];
 };
 
 struct subs {
     grpc_completion_queue *cq;
     grpc_channel *ch[64];
-    int n_ch, n, live, ended;
+    int n_ch, n, live, ended, resumes;
+    int ending; /* the test cancels: no resubscribing */
     struct sub *s;
 };
 
@@ -344,6 +401,8 @@ static void sub_process(struct sub *s, const Tally__V1__SubscribeResponse *m)
         s->last_gp = p->global_position;
         s->hash = fnv_pos(s->hash, p->tx_id, p->global_position);
         s->events++;
+        if (s->record)
+            pos_add(&received0, p->tx_id, p->global_position);
         break;
     case TALLY__V1__SUBSCRIBE_RESPONSE__MESSAGE_CAUGHT_UP:
         s->caught_up++;
@@ -374,7 +433,7 @@ static int sub_start(struct subs *ss, struct sub *s, grpc_channel *ch, grpc_byte
     grpc_metadata md;
     grpc_op ops[4];
 
-    s->hash = FNV_OFFSET;
+    s->ch = ch;
     s->details = grpc_empty_slice();
     s->t_start = (struct tag){s, TAG_START};
     s->t_msg = (struct tag){s, TAG_MSG};
@@ -396,6 +455,8 @@ static int sub_start(struct subs *ss, struct sub *s, grpc_channel *ch, grpc_byte
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     ops[0].data.send_initial_metadata.count = 1;
     ops[0].data.send_initial_metadata.metadata = &md;
+    ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY; /* a resubscribe may wait for the
+                                                           channel to reconnect */
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = s->req;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -415,19 +476,72 @@ static int sub_start(struct subs *ss, struct sub *s, grpc_channel *ch, grpc_byte
     return arm_recv(s);
 }
 
-/* Frees a call whose three batches have all come back. */
+/* The request that resumes s after the last event it received (the
+ * contract's way to continue after UNAVAILABLE), or starts at the beginning
+ * if it received none. NULL on OOM. */
+static grpc_byte_buffer *resume_request(const struct sub *s)
+{
+    Tally__V1__SubscribeRequest req = TALLY__V1__SUBSCRIBE_REQUEST__INIT;
+    Tally__V1__Position after = TALLY__V1__POSITION__INIT;
+    uint8_t buf[128];
+    grpc_slice sl;
+    grpc_byte_buffer *bb;
+
+    req.start = TALLY__V1__SUBSCRIBE_REQUEST__START__START_BEGINNING;
+    if (s->events > 0) {
+        req.start = TALLY__V1__SUBSCRIBE_REQUEST__START__START_AFTER;
+        after.tx_id = s->last_tx;
+        after.global_position = s->last_gp;
+        req.after = &after;
+    }
+    sl = grpc_slice_from_copied_buffer((const char *)buf,
+                                       tally__v1__subscribe_request__pack(&req, buf));
+    bb = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    return bb;
+}
+
+/* Once a call's three batches have all come back: a stream that ended with
+ * UNAVAILABLE before the test ends it subscribes again after its last event
+ * (up to MAX_RESUMES times; a heavily loaded server's keepalive can drop a
+ * connection whose client reads slowly), else the call is freed. */
 static void sub_release(struct subs *ss, struct sub *s)
 {
     if (s->freed || s->start_pending || s->msg_pending || s->status_pending)
         return;
-    s->freed = 1;
-    ss->ended++;
     grpc_metadata_array_destroy(&s->initial_md);
     grpc_metadata_array_destroy(&s->trailing_md);
     grpc_slice_unref(s->details);
     if (s->call != NULL)
         grpc_call_unref(s->call);
     s->call = NULL;
+    if (!ss->ending && s->status == GRPC_STATUS_UNAVAILABLE && s->resumes < MAX_RESUMES) {
+        grpc_byte_buffer *req = resume_request(s);
+
+        s->resumes++;
+        ss->resumes++;
+        if (req != NULL && sub_start(ss, s, s->ch, req) == 0) {
+            grpc_byte_buffer_destroy(req);
+            return;
+        }
+        if (req != NULL)
+            grpc_byte_buffer_destroy(req);
+        s->bad_messages++;
+        if (s->start_pending || s->msg_pending || s->status_pending) {
+            s->resumes = MAX_RESUMES; /* no more: free it when its batches are back */
+            grpc_call_cancel(s->call, NULL);
+            return;
+        }
+        grpc_metadata_array_destroy(&s->initial_md);
+        grpc_metadata_array_destroy(&s->trailing_md);
+        grpc_slice_unref(s->details);
+        if (s->call != NULL)
+            grpc_call_unref(s->call);
+        s->call = NULL;
+    }
+    s->freed = 1;
+    s->ended = 1;
+    ss->ended++;
 }
 
 /* Handles completions for up to ms milliseconds. */
@@ -484,7 +598,8 @@ static void subs_pump(struct subs *ss, int ms)
             break;
         case TAG_STATUS:
             s->status_pending = 0;
-            s->ended = 1;
+            snprintf(s->detail, sizeof(s->detail), "%.*s", (int)GRPC_SLICE_LENGTH(s->details),
+                     (const char *)GRPC_SLICE_START_PTR(s->details));
             break;
         }
         sub_release(ss, s);
@@ -529,6 +644,7 @@ static int subs_start(struct subs *ss, const char *addr, int n, int n_ch)
     grpc_slice_unref(sl);
     ss->n = n;
     for (int i = 0; i < n; i++) {
+        ss->s[i].hash = FNV_OFFSET;
         if (sub_start(ss, &ss->s[i], ss->ch[i % n_ch], bb) != 0) {
             fprintf(stderr, "test_subscribers: cannot start subscriber %d\n", i);
             rc = -1;
@@ -549,6 +665,7 @@ static int subs_end(struct subs *ss)
     int64_t until = loadutil_ms() + END_MS;
     int left;
 
+    ss->ending = 1;
     for (int i = 0; i < ss->n; i++)
         if (!ss->s[i].freed && ss->s[i].call != NULL)
             grpc_call_cancel(ss->s[i].call, NULL);
@@ -632,6 +749,7 @@ static void test_load_subscribers_get_every_event_memory_bounded(void)
     /* 1. every subscriber live */
     t0 = loadutil_ms();
     CU_ASSERT_FATAL(subs_start(&ss, fx.proj.addr, n, n_ch) == 0);
+    ss.s[0].record = 1; /* its first message cannot have come yet: not pumped */
     while (ss.live < n && ss.ended == 0 && loadutil_ms() < t0 + LIVE_MS)
         subs_pump(&ss, 200);
     t_live = loadutil_ms() - t0;
@@ -716,15 +834,18 @@ static void test_load_subscribers_get_every_event_memory_bounded(void)
             i - exact < 5)
             fprintf(stderr,
                     "test_subscribers: subscriber %d: %" PRId64 " of %" PRId64
-                    " events, hash %s, %d order errors, %d bad messages, ended %d (status %d)\n",
+                    " events, hash %s, %d order errors, %d bad messages, ended %d (%s: %.*s)\n",
                     i, s->events, expected, s->hash == hash ? "same" : "differs", s->order_errors,
-                    s->bad_messages, s->ended, (int)s->status);
+                    s->bad_messages, s->ended, s->ended ? trpc_status_code_name(s->status) : "-",
+                    s->ended ? (int)strlen(s->detail) : 0, s->detail);
     }
     printf("    load: %d deposits acknowledged in %" PRId64 " ms (%d failed); %" PRId64
            " events x %d subscribers delivered, the last %" PRId64
            " ms after the load; events per subscriber min %" PRId64 " max %" PRId64
-           "; %d fell behind at least once\n",
-           acked, t_load, failed, expected, n, t_drain, min_events, max_events, fell);
+           "; %d fell behind at least once; %d resubscribed after UNAVAILABLE\n",
+           acked, t_load, failed, expected, n, t_drain, min_events, max_events, fell, ss.resumes);
+    if (ss.s[0].events != expected || ss.s[0].hash != hash)
+        pos_diff();
     CU_ASSERT(complete == n);
     CU_ASSERT(exact == n);
     CU_ASSERT(ordered == n);
@@ -732,6 +853,8 @@ static void test_load_subscribers_get_every_event_memory_bounded(void)
 
     /* 4. the streams end; memory after */
     CU_ASSERT(subs_end(&ss) == 0);
+    free(stored.v);
+    free(received0.v);
     loadutil_mem(fx.proj.pid, &pm.end);
     loadutil_mem(fx.cmd.pid, &cm.end);
     mem_print("tally-projector", &pm);
