@@ -16,8 +16,9 @@
 #
 # Env: CONCURRENCY (16), DURATION (20 s), ACCOUNTS (1000), EXTRA_EVENTS (0:
 # before the rebuild, append that many more deposits straight into the log,
-# one to each of 1000 accounts per 1000-event transaction, for a bigger
-# replay), REBUILD_BATCH (1000: --batch-size of the rebuild),
+# to 1000 accounts, 100 to each per 100,000-event transaction, for a bigger
+# replay; the live projector is stopped first, so the rebuild has the
+# machine), REBUILD_BATCH (1000: --batch-size of the rebuild),
 # REBUILD_LOG_LEVEL (info; debug adds where the batches' time went),
 # REBUILD_REFERENCE (a tally-projector binary of another build: it rebuilds
 # the same log first, for a before/after ratio from one run).
@@ -105,6 +106,8 @@ echo "lag over $(wc -l <"$work/lag.txt") samples:" \
     "ms p50 $(pct 2 50) p99 $(pct 2 99) max $(pct 2 100)"
 
 if [ "$extra" -gt 0 ]; then # 1000 accounts, then rounds of one deposit each
+    kill "${pids[1]}" # the live projector: it would replay the bulk beside the rebuild
+    wait "${pids[1]}" || true
     psql "$db" -qAt >/dev/null <<'SQL'
 INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, version, event_type, data,
                     metadata, operation_id, correlation_id)
@@ -113,14 +116,19 @@ SELECT gen_random_uuid(), (SELECT tenant_id FROM tenants LIMIT 1), 'account', a.
        '{}', gen_random_uuid(), 'bulk'
   FROM (SELECT gen_random_uuid() AS id FROM generate_series(1, 1000)) a;
 SQL
-    for round in $(seq $(((extra + 999) / 1000))); do
-        psql "$db" -qAt -v v=$((round + 1)) >/dev/null <<'SQL'
+    rounds=$(((extra + 999) / 1000))
+    for lo in $(seq 2 100 $((rounds + 1))); do # 100 deposits per account per transaction
+        hi=$((lo + 99 < rounds + 1 ? lo + 99 : rounds + 1))
+        psql "$db" -qAt -v lo=$lo -v hi=$hi >/dev/null <<'SQL'
 INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, version, event_type, data,
                     metadata, operation_id, correlation_id)
-SELECT gen_random_uuid(), tenant_id, 'account', aggregate_id, :v, 'Deposited',
+SELECT gen_random_uuid(), a.tenant_id, 'account', a.aggregate_id, v, 'Deposited',
        '{"amount":{"minorUnits":"1","currency":"EUR"},"reference":"bulk"}', '{}',
        gen_random_uuid(), 'bulk'
-  FROM events WHERE correlation_id = 'bulk' AND version = 1;
+  FROM generate_series(:lo, :hi) v,
+       (SELECT tenant_id, aggregate_id FROM events
+         WHERE correlation_id = 'bulk' AND version = 1) a
+ ORDER BY v, a.aggregate_id;
 SQL
     done
 fi
