@@ -128,7 +128,8 @@ typedef struct trpc_server_opts {
                                  server answers RESOURCE_EXHAUSTED; 0 = 1024 */
     int max_message_bytes;    /* send and receive limit; 0 = 4 MiB */
     int keepalive_time_ms;    /* HTTP/2 PING interval; 0 = 30000 */
-    int keepalive_timeout_ms; /* PING ack timeout; 0 = 10000 */
+    int keepalive_timeout_ms; /* PING ack timeout; 0 = 20000 (gRPC's default: a busy peer
+                               * answers a ping only after the stream data queued before it) */
     int shutdown_grace_ms;    /* at shutdown, unary calls drain this long
                                  before they are cancelled; 0 = 5000 */
     /* Per pool-thread resource: worker_init(worker_arg, index) runs on the

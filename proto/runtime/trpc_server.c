@@ -150,7 +150,7 @@ trpc_server *trpc_server_new(const trpc_server_opts *opts)
     if (srv->opts.keepalive_time_ms == 0)
         srv->opts.keepalive_time_ms = 30000;
     if (srv->opts.keepalive_timeout_ms == 0)
-        srv->opts.keepalive_timeout_ms = 10000;
+        srv->opts.keepalive_timeout_ms = 20000;
     if (srv->opts.shutdown_grace_ms == 0)
         srv->opts.shutdown_grace_ms = 5000;
     pthread_rwlock_init(&srv->req_lock, NULL);
