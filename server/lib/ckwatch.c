@@ -166,7 +166,7 @@ static void *watch_main(void *arg)
             }
             backoff = 100;
             if (w->listen_sql[0]) { /* refused on a hot standby: the timer suffices */
-                PGresult *res = PQexec(conn, w->listen_sql);
+                PGresult *res = PQexecParams(conn, w->listen_sql, 0, NULL, NULL, NULL, NULL, 0);
 
                 if (PQresultStatus(res) != PGRES_COMMAND_OK)
                     log_info("checkpoint watch: no LISTEN (%s), polling only",
