@@ -728,7 +728,7 @@ static int get_num(struct ctx *c, json_t *v, ProtobufCType t, struct num *out)
 static int get_signed(struct ctx *c, json_t *v, ProtobufCType t, int64_t min, int64_t max,
                       int64_t *out)
 {
-    struct num n;
+    struct num n = {0};
 
     if (get_num(c, v, t, &n) != 0)
         return -1;
@@ -1403,7 +1403,7 @@ static int dec_enum(struct ctx *c, const ProtobufCFieldDescriptor *f, json_t *v,
         return 0;
     }
     if (json_is_number(v)) {
-        int64_t x;
+        int64_t x = 0;
         if (get_signed(c, v, PROTOBUF_C_TYPE_INT32, INT32_MIN, INT32_MAX, &x) != 0)
             return -1;
         *out = (int)x;
@@ -1453,9 +1453,9 @@ static int dec_bytes(struct ctx *c, json_t *v, ProtobufCBinaryData *out)
 static int dec_value(struct ctx *c, const ProtobufCFieldDescriptor *f, json_t *v, void *p)
 {
     ProtobufCType t = f->type;
-    int64_t s;
-    uint64_t u;
-    double d;
+    int64_t s = 0; /* -O3 cannot see that every failure path returns first */
+    uint64_t u = 0;
+    double d = 0;
 
     switch (t) {
     case PROTOBUF_C_TYPE_INT32:
