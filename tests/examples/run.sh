@@ -55,6 +55,9 @@ case "$lang" in
 python | node | go) ;;
 *) usage ;;
 esac
+# TALLY_GO_CACHE (set by make test) is one Go build cache for every build tree, so the asan
+# run does not rebuild grpc-go from source after the debug run did
+cache_dir=${TALLY_GO_CACHE:-$cache_dir}
 if [ -n "$cache_dir" ]; then
     mkdir -p "$cache_dir"
     cache_dir=$(cd "$cache_dir" && pwd) # GOCACHE must be absolute

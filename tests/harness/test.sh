@@ -79,6 +79,9 @@ export TALLY_TEST_DATABASE_URL
 echo "TALLY_TEST_DATABASE_URL=$TALLY_TEST_DATABASE_URL"
 # Every test's temporary files (and the black-box daemons' pid files) land in here.
 export TMPDIR=$tmp/tmp
+# One Go build cache for both presets (examples/go builds grpc-go from Debian's sources:
+# minutes when cold); under build/, which `make clean` removes.
+export TALLY_GO_CACHE=${TALLY_GO_CACHE:-$root/build/go-cache}
 
 # Sanitizer failures are fatal and loud. LeakSanitizer cannot run under ptrace (gdb,
 # strace, valgrind): set ASAN_OPTIONS=detect_leaks=0 yourself when debugging that way.
