@@ -31,6 +31,13 @@ static void sleep_ms(long ms)
         ;
 }
 
+/* After each NOTIFY the thread pauses this long, so a busy command server
+ * sends at most a few hundred per second instead of one per commit (each is
+ * a transaction of its own: an xid, a commit record, the notify queue). A
+ * ring after an idle spell still goes at once; under load the wake-up is
+ * late by at most this much, and the projector is reading batches then. */
+#define DOORBELL_PACE_MS 2
+
 /* Waits until rung or stopping; returns 1 to send, 0 to stop. */
 static int wait_for_ring(doorbell *d)
 {
@@ -88,6 +95,8 @@ static void *doorbell_main(void *arg)
         pthread_mutex_lock(&d->mu);
         d->sent++;
         pthread_mutex_unlock(&d->mu);
+        /* pace: rings during the pause coalesce into the next NOTIFY */
+        sleep_ms(DOORBELL_PACE_MS);
         continue;
 retry:
         /* the ring is owed again; the projector's timer covers the gap */
