@@ -42,14 +42,15 @@ extern char **environ;
 
 static struct {
     int initialized;
-    char root[64];              /* per-process temporary folder: /tmp/tally-test-XXXXXX */
+    char base[96];              /* where the folders go: $TMPDIR, else /tmp */
+    char root[128];             /* per-process temporary folder: <base>/tally-test-XXXXXX */
     unsigned seq;               /* for unique file and database names */
     pid_t daemons[MAX_DAEMONS]; /* running daemons (0 = free slot) */
     /* PostgreSQL */
     int pg_ready;
     int pg_external; /* TALLY_TEST_DATABASE_URL */
     pid_t pg_pid;    /* private server's postmaster, or 0 */
-    char pg_dir[128];
+    char pg_dir[160];
     char admin_conninfo[HARNESS_CONNINFO_MAX];
     int as_postgres; /* root: run initdb/postgres as the postgres user */
     uid_t pg_uid;
@@ -274,23 +275,40 @@ static int pid_alive(long pid)
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
+/* $TMPDIR when it is an absolute path short enough for the Unix sockets
+ * PostgreSQL puts under it (108 bytes in all), else /tmp. make test gives
+ * every run its own TMPDIR, so two runs on one machine never sweep each
+ * other's folders. */
+static void set_base(void)
+{
+    const char *t = getenv("TMPDIR");
+    size_t n = t ? strlen(t) : 0;
+
+    while (n > 1 && t[n - 1] == '/')
+        n--;
+    if (t == NULL || t[0] != '/' || n > 48)
+        snprintf(h.base, sizeof(h.base), "/tmp");
+    else
+        snprintf(h.base, sizeof(h.base), "%.*s", (int)n, t);
+}
+
 /* Removes the folders of test processes that died without cleaning up (a
  * SIGKILL, a crash, a sanitizer's _exit): their owner is gone and so is
  * their postmaster. A folder without an owner file yet is left alone. */
 static void sweep_stale_folders(void)
 {
-    DIR *dir = opendir("/tmp");
+    DIR *dir = opendir(h.base);
     struct dirent *e;
 
     if (dir == NULL)
         return;
     while ((e = readdir(dir)) != NULL) {
-        char path[300], file[400];
+        char path[400], file[448];
         long pid;
 
         if (strncmp(e->d_name, "tally-test-", 11) != 0 || strlen(e->d_name) > 64)
             continue;
-        snprintf(path, sizeof(path), "/tmp/%s", e->d_name);
+        snprintf(path, sizeof(path), "%s/%s", h.base, e->d_name);
         if (strcmp(path, h.root) == 0)
             continue;
         snprintf(file, sizeof(file), "%s/owner", path);
@@ -309,13 +327,14 @@ static void sweep_stale_folders(void)
 static int init(void)
 {
     static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGABRT, SIGSEGV, SIGBUS, SIGFPE};
-    char owner[128];
+    char owner[160];
     FILE *f;
     static char rm_path[] = "/bin/rm", rm_flags[] = "-rf";
 
     if (h.initialized)
         return 0;
-    snprintf(h.root, sizeof(h.root), "/tmp/tally-test-XXXXXX");
+    set_base();
+    snprintf(h.root, sizeof(h.root), "%s/tally-test-XXXXXX", h.base);
     if (mkdtemp(h.root) == NULL) {
         say("cannot create a temporary folder: %s", strerror(errno));
         return -1;

@@ -11,9 +11,9 @@
  * exit; it also gets SIGQUIT if this process dies (PR_SET_PDEATHSIG).
  *
  * Every child (postgres, daemons, tally-admin) writes its output to files in
- * one temporary folder per test process (/tmp/tally-test-XXXXXX), never to a
- * pipe; the folder is removed at exit unless TALLY_TEST_KEEP=1. Daemons still
- * running at exit are killed, and a daemon dies with this process
+ * one temporary folder per test process ($TMPDIR/tally-test-XXXXXX, or /tmp when TMPDIR is unset or
+ * too long for a socket path), never to a pipe; the folder is removed at exit unless
+ * TALLY_TEST_KEEP=1. Daemons still running at exit are killed, and a daemon dies with this process
  * (PR_SET_PDEATHSIG). On SIGINT, SIGTERM, SIGHUP, SIGABRT, SIGSEGV, SIGBUS
  * and SIGFPE (unless the test handles them) the children are killed and the
  * folder removed before the signal takes its course. A folder left behind
