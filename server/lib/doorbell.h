@@ -4,10 +4,10 @@
  * commit (DESIGN §6), so commands never NOTIFY themselves: after their commit
  * they ring this doorbell. One thread with its own connection sends
  * `NOTIFY <channel>`; rings that arrive while a NOTIFY is in flight, or in
- * the 2 ms pause after it, are coalesced into exactly one more. NOTIFY is only a wake-up: the projector
- * also polls, so a lost ring delays it, never loses an event. Its session
- * commits asynchronously (synchronous_commit off): a NOTIFY neither waits
- * for nor holds the commit fence through a WAL flush.
+ * the 2 ms pause after it, are coalesced into exactly one more. NOTIFY is only a wake-up: the
+ * projector also polls, so a lost ring delays it, never loses an event. Its session commits
+ * asynchronously (synchronous_commit off): a NOTIFY neither waits for nor holds the commit fence
+ * through a WAL flush.
  *
  * Users: tally-command (channel tally_outbox, after each command's commit),
  * the projector's saga (tally_outbox, after its own commands) and read-model
