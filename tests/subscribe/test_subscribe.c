@@ -655,6 +655,9 @@ static int rd_wait_end(struct rd *r, int timeout_ms)
     }
     if (r->ended)
         code = (int)r->st.code;
+    if (code != GRPC_STATUS_UNAVAILABLE) /* for the shutdown test's failures */
+        fprintf(stderr, "\n    stream ended with %d (%s) ", code,
+                r->ended ? r->st.msg : "not ended");
     pthread_mutex_unlock(&r->mu);
     return code;
 }
