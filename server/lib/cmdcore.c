@@ -218,8 +218,7 @@ static void conflict_backoff(int conflicts)
  * saga in tally-projector), and the retry loop handles those. A command holds
  * one stripe at a time, so stripes cannot deadlock. Two accounts sharing a
  * stripe also take turns, for one round trip: with 4,096 stripes, 16 writers
- * on distinct accounts share one in about 3% of moments (64 stripes cost a
- * third of Deposit throughput at 16 callers). */
+ * on distinct accounts share one in about 3% of moments. */
 #define STRIPES 4096
 
 static pthread_mutex_t stripes[STRIPES];
