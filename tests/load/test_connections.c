@@ -72,9 +72,11 @@
  * last. So two bounds:
  *   - total growth < CONN_KB per connection of one batch (48 kB: 1.5 times
  *     the measured 32 kB);
- *   - steady growth, from the end of batch STEADY_FROM to the end of the
- *     last, < STEADY_KB (8 MB; measured < 0.5 MB): a leak of 1 kB per
- *     connection over the remaining 5,000 connections would break it.
+ *   - steady growth: from the end of batch STEADY_FROM on, at least one
+ *     batch grows VmRSS by less than STEADY_KB (1 MB; measured < 0.5 MB).
+ *     A leak of 1 kB per connection grows every batch of 1,250 by 1.25 MB;
+ *     a one-off step (glibc mapping another arena: +16 MB once, seen in a
+ *     fresh run) does not. Bounding the sum instead failed on that step.
  * Under AddressSanitizer the figures are not about tally: its allocator
  * adds redzones, keeps freed blocks in a quarantine (capped at 32 MB for
  * this test) and never gives memory back. Measured: +140 MB after the first
@@ -88,7 +90,7 @@
 #define STEADY_KB 0L /* not checked */
 #else
 #define CONN_KB   48
-#define STEADY_KB (8L * 1024)
+#define STEADY_KB 1024L
 #endif
 
 #define OK GRPC_STATUS_OK
@@ -305,6 +307,8 @@ struct totals {
     int settled;       /* batches after which the descriptors came back */
     long first_rss_kb; /* VmRSS once batch STEADY_FROM was closed */
     long last_rss_kb;  /* ... the last one */
+    long min_step_kb;  /* smallest growth of one batch after STEADY_FROM ... */
+    int steps;         /* ... over this many batches */
 };
 
 /* Waits (up to SETTLE_MS) until the daemon holds at most base_fds +
@@ -414,6 +418,9 @@ static void run_batch(int first, int n, trpc_channel *ch, int base_fds, struct t
     if (loadutil_mem(fx.cmd.pid, &m) == 0) {
         if (first / n + 1 == STEADY_FROM)
             t->first_rss_kb = m.rss_kb;
+        if (first / n + 1 > STEADY_FROM &&
+            (t->steps++ == 0 || m.rss_kb - t->last_rss_kb < t->min_step_kb))
+            t->min_step_kb = m.rss_kb - t->last_rss_kb;
         t->last_rss_kb = m.rss_kb;
     }
     printf("    load: batch %d: %d descriptors after it (%d before the flood), VmRSS %ld kB\n",
@@ -491,18 +498,21 @@ static void test_load_connections_refused_or_served(void)
     CU_ASSERT(serve_check(ch, "after the flood, old channel") == 0);
     loadutil_mem(fx.cmd.pid, &end);
     printf("    load: after the flood: %d descriptors (%d before); VmRSS %ld kB (%ld before; "
-           "%ld after batch %d, %ld after the last: steady growth %ld kB, bound %ld kB; "
+           "%ld after batch %d, %ld after the last: growth %ld kB; "
            "total growth %ld kB, bound %ld kB); VmHWM %ld kB\n",
            fds, base_fds, end.rss_kb, base.rss_kb, t.first_rss_kb, STEADY_FROM, t.last_rss_kb,
-           t.last_rss_kb - t.first_rss_kb, STEADY_KB, end.rss_kb - base.rss_kb,
-           (long)batch * CONN_KB, end.hwm_kb);
+           t.last_rss_kb - t.first_rss_kb, end.rss_kb - base.rss_kb, (long)batch * CONN_KB,
+           end.hwm_kb);
     CU_ASSERT(t.settled == batches);
     CU_ASSERT(fds >= 0 && fds <= base_fds + FD_SLACK);
     CU_ASSERT(t.first_rss_kb > 0 && t.last_rss_kb > 0);
+    printf("    load: smallest growth of one batch after batch %d: %ld kB over %d batches "
+           "(bound %ld kB)\n",
+           STEADY_FROM, t.min_step_kb, t.steps, STEADY_KB);
     if (STEADY_KB > 0)
-        CU_ASSERT(t.last_rss_kb - t.first_rss_kb < STEADY_KB);
+        CU_ASSERT(t.steps >= 2 && t.min_step_kb < STEADY_KB);
     CU_ASSERT(end.rss_kb > 0 && end.rss_kb - base.rss_kb < (long)batch * CONN_KB);
-    CU_ASSERT(end.hwm_kb - base.rss_kb < (long)batch * CONN_KB + STEADY_KB);
+    CU_ASSERT(end.hwm_kb - base.rss_kb < (long)batch * CONN_KB + 8L * 1024); /* 8 MB slack */
     trpc_channel_free(ch);
 }
 
